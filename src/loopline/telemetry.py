@@ -1,0 +1,24 @@
+"""Turn off every library's telemetry and hub access; called by entry points, never at import."""
+
+from __future__ import annotations
+
+import os
+
+# setdefault: a user who explicitly opts in keeps their choice.
+_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",  # Evidently and other iterative-telemetry users
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def disable_telemetry() -> None:
+    """Set the opt-out variables of MLflow, Prefect, Evidently, Great Expectations and Hugging Face."""
+    for key, value in _OFF.items():
+        os.environ.setdefault(key, value)
