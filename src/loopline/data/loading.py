@@ -1,0 +1,286 @@
+"""Load labelled text from CSV/TSV, JSONL/JSON, Parquet or a saved ``datasets`` folder.
+
+Every reader returns the canonical frame: ``text`` and ``label`` as strings (nulls kept as ``None``
+so the data contract can quarantine them with their row number) and ``source_row``, the 1-based
+data row (CSV/TSV/Parquet/JSON records, header excluded) or line number (JSONL) in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from loopline.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+JSON_SUFFIXES = (".json",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SUPPORTED_SUFFIXES = (*CSV_SUFFIXES, *JSONL_SUFFIXES, *JSON_SUFFIXES, *PARQUET_SUFFIXES)
+CANONICAL_COLUMNS = ["text", "label", "source_row"]
+DATASETS_MARKERS = ("dataset_dict.json", "state.json")
+
+
+def load_labelled_text(
+    path: str | Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    encoding: str = "utf-8",
+    *,
+    split: str | None = None,
+) -> pd.DataFrame:
+    """Read a labelled text file into the canonical ``text, label, source_row`` frame.
+
+    ``split`` picks the split of a saved ``DatasetDict`` (default ``"train"``). Raises
+    :class:`DataError` saying what is wrong, in which file and what to do.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"Data file not found: {path}",
+            where=str(path),
+            hint="Check the path, or run `loopline demo` to write example data.",
+        )
+    frame = _read_datasets_dir(path, split) if path.is_dir() else _read_file(path, encoding)
+    result = _to_canonical(frame, path, text_column, label_column)
+    logger.info("Loaded %d rows from %s", len(result), path)
+    return result
+
+
+def _read_file(path: Path, encoding: str) -> pd.DataFrame | pa.Table:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise DataError(
+            f"Unsupported file type '{path.suffix or '(none)'}'",
+            where=str(path),
+            hint=f"Use one of {', '.join(SUPPORTED_SUFFIXES)} or a folder saved with datasets' save_to_disk.",
+        )
+    if path.stat().st_size == 0:
+        raise _empty_file(path)
+    if suffix in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    text = _decode(path, encoding)
+    if not text.strip():
+        raise _empty_file(path)
+    if suffix in CSV_SUFFIXES:
+        return _read_delimited(text, path, CSV_SUFFIXES[suffix])
+    if suffix in JSONL_SUFFIXES:
+        return _read_jsonl(text, path)
+    return _read_json(text, path)
+
+
+def _empty_file(path: Path) -> DataError:
+    return DataError(
+        "The data file is empty (no data rows)",
+        where=str(path),
+        hint="Export the data again; the file needs a header and at least one labelled row.",
+    )
+
+
+def _decode(path: Path, encoding: str) -> str:
+    """Decode the whole file, locating the first bad byte for the error message."""
+    raw = path.read_bytes()
+    # utf-8-sig drops a BOM that would otherwise become part of the first column's name.
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        return raw.decode(codec)
+    except LookupError as err:
+        raise DataError(
+            f"Unknown text encoding '{encoding}'", where=str(path), hint="Pass e.g. --encoding latin-1."
+        ) from err
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"Cannot decode the file as {encoding}: byte 0x{raw[err.start]:02x} is not valid",
+            where=f"{path}, line {line}, byte offset {err.start}",
+            hint="Re-save the file as UTF-8, or pass its encoding with --encoding (e.g. latin-1, cp1252).",
+        ) from err
+
+
+def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
+    try:
+        # Strings only: "NA"/"None"/"null" are real labels here; only an empty cell is missing.
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError as err:
+        raise _empty_file(path) from err
+    except pd.errors.ParserError as err:
+        raise DataError(
+            f"Cannot parse the file as {'TSV' if sep == chr(9) else 'CSV'}: {err}",
+            where=str(path),
+            hint="Quote fields that contain the separator or line breaks, then export again.",
+        ) from err
+    if frame.empty:
+        raise _empty_file(path)
+    return frame.assign(source_row=range(1, len(frame) + 1))
+
+
+def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
+    records: list[dict[str, Any]] = []
+    line_numbers: list[int] = []
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 etc., which are not line ends here.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        record = _parse_json(line, path, f"line {number}")
+        if not isinstance(record, dict):
+            raise DataError(
+                f"Line {number} is a JSON {type(record).__name__}, not an object",
+                where=f"{path}, line {number}",
+                hint='Write one object per line, e.g. {"text": "...", "label": "..."}.',
+            )
+        records.append(record)
+        line_numbers.append(number)
+    if not records:
+        raise _empty_file(path)
+    return pd.DataFrame(records, dtype=object).assign(source_row=line_numbers)
+
+
+def _read_json(text: str, path: Path) -> pd.DataFrame:
+    payload = _parse_json(text, path, "the document")
+    # A list of records, or an object holding one under "data" (a common export shape).
+    records = payload.get("data") if isinstance(payload, dict) else payload
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise DataError(
+            "The JSON file is not a list of objects",
+            where=str(path),
+            hint='Use [{"text": ..., "label": ...}, ...] or JSON Lines (.jsonl).',
+        )
+    if not records:
+        raise _empty_file(path)
+    return pd.DataFrame(records, dtype=object).assign(source_row=range(1, len(records) + 1))
+
+
+def _parse_json(text: str, path: Path, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        where = f"{path}, {what}" if what.startswith("line") else f"{path}, line {err.lineno}"
+        raise DataError(
+            f"Invalid JSON in {what}: {err.msg} (column {err.colno})",
+            where=where,
+            hint="Fix or remove that line; each line must be one complete JSON object.",
+        ) from err
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(
+            f"Cannot read the Parquet file: {err}", where=str(path), hint="Write the file again."
+        ) from err
+    if table.num_rows == 0:
+        raise _empty_file(path)
+    return table
+
+
+def _read_datasets_dir(path: Path, split: str | None) -> pa.Table:
+    if not any((path / marker).is_file() for marker in DATASETS_MARKERS):
+        raise DataError(
+            "The folder is not a dataset saved with datasets' save_to_disk",
+            where=str(path),
+            hint="Point to a data file (.csv, .jsonl, .parquet...) or to a save_to_disk folder.",
+        )
+    import datasets  # imported here: it is slow to import and only this reader needs it
+
+    loaded = datasets.load_from_disk(str(path))
+    if isinstance(loaded, datasets.DatasetDict):
+        loaded = _pick_split(loaded, split or "train", path)
+    table = loaded.with_format("arrow")[:]
+    if table.num_rows == 0:
+        raise _empty_file(path)
+    return _class_labels_to_names(table, loaded.features)
+
+
+def _pick_split(dataset_dict: Any, split: str, path: Path) -> Any:
+    if split not in dataset_dict:
+        raise DataError(
+            f"Split '{split}' not found; the dataset has {', '.join(dataset_dict) or 'no splits'}",
+            where=str(path),
+            hint="Pass one of those splits (split=...).",
+        )
+    return dataset_dict[split]
+
+
+def _class_labels_to_names(table: pa.Table, features: Any) -> pa.Table:
+    """ClassLabel columns hold ids; the canonical frame holds their names."""
+    import datasets
+
+    for name, feature in features.items():
+        if isinstance(feature, datasets.ClassLabel):
+            ids = table.column(name).to_pylist()
+            names = [None if i is None or i < 0 else feature.int2str(i) for i in ids]
+            table = table.set_column(table.schema.get_field_index(name), name, pa.array(names, pa.string()))
+    return table
+
+
+def _to_canonical(
+    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str
+) -> pd.DataFrame:
+    columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+    for column, flag in ((text_column, "--text-col"), (label_column, "--label-col")):
+        if column not in columns:
+            available = ", ".join(str(c) for c in columns if c != "source_row") or "none"
+            raise DataError(
+                f"Column '{column}' not found; available columns: {available}",
+                where=str(path),
+                hint=f"Pass the right column name with {flag} NAME.",
+            )
+    if isinstance(frame, pa.Table):
+        return _canonical_from_arrow(frame, path, text_column, label_column)
+    return pd.DataFrame(
+        {
+            "text": _as_str_or_none(frame[text_column]),
+            "label": _as_str_or_none(frame[label_column]),
+            "source_row": frame["source_row"].astype("int64"),
+        }
+    )
+
+
+def _canonical_from_arrow(table: pa.Table, path: Path, text_column: str, label_column: str) -> pd.DataFrame:
+    def as_strings(column: str) -> list[str | None]:
+        try:
+            # Arrow's cast keeps nulls and writes ints as "1", not pandas' "1.0".
+            return table.column(column).cast(pa.string()).to_pylist()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise DataError(
+                f"Column '{column}' has type {table.schema.field(column).type}, not text",
+                where=str(path),
+                hint="Use a column of strings (or numbers) for text and label.",
+            ) from err
+
+    return pd.DataFrame(
+        {
+            "text": pd.Series(as_strings(text_column), dtype=object),
+            "label": pd.Series(as_strings(label_column), dtype=object),
+            "source_row": pd.Series(range(1, table.num_rows + 1), dtype="int64"),
+        }
+    )
+
+
+def _as_str_or_none(values: pd.Series) -> pd.Series:
+    """Non-null values as ``str`` (JSON may hold numbers), nulls as ``None``."""
+    return pd.Series(
+        [None if _is_null(v) else v if isinstance(v, str) else _json_scalar(v) for v in values],
+        index=values.index,
+        dtype=object,
+    )
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (not isinstance(value, (list, dict)) and bool(pd.isna(value)))
+
+
+def _json_scalar(value: Any) -> str:
+    # Labels like 1 or true in JSON become "1"/"true", matching what a CSV export would hold.
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (bool, list, dict)) else str(value)

@@ -1,0 +1,86 @@
+"""Data in: load a user's file, hold it to the training-data contract, snapshot what was accepted."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from loopline.config import Settings
+from loopline.contracts import ContractResult, validate_training_data
+from loopline.data.loading import load_labelled_text
+from loopline.data.snapshots import DatasetVersion, save_snapshot
+from loopline.errors import ContractViolation
+from loopline.tracking import active_run, log_file, log_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    snapshot: DatasetVersion
+    contract: dict[str, Any]
+    quarantined_rows: int
+    quarantine_path: Path | None
+
+
+def ingest_training_data(
+    settings: Settings,
+    data_path: str | Path,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    run_id: str | None = None,
+) -> IngestOutcome:
+    """Load → validate → snapshot. A failed contract is logged to the run, then re-raised."""
+    frame = load_labelled_text(
+        data_path, text_column or settings.text_column, label_column or settings.label_column
+    )
+    logger.info("Loaded %d rows with %d labels from %s", len(frame), frame["label"].nunique(), data_path)
+    try:
+        result = validate_training_data(
+            frame, settings.contract, source=str(data_path), quarantine_dir=settings.quarantine_dir
+        )
+    except ContractViolation as err:
+        if run_id and isinstance(err.result, ContractResult):
+            log_contract_result(run_id, err.result)
+        raise
+    snapshot = save_snapshot(result.accepted[["text", "label"]], settings.data_dir, source=str(data_path))
+    logger.info(
+        "Snapshot %s: %d rows, %d quarantined", snapshot.version, snapshot.num_rows, len(result.quarantined)
+    )
+    if run_id:
+        log_contract_result(run_id, result)
+        log_dataset_input(run_id, snapshot, result.accepted[["text", "label"]], context="training")
+    return IngestOutcome(
+        snapshot=snapshot,
+        contract=result.to_dict(),
+        quarantined_rows=len(result.quarantined),
+        quarantine_path=result.quarantine_path,
+    )
+
+
+def log_contract_result(run_id: str, result: ContractResult, prefix: str = "contract") -> None:
+    """Contract verdict, summary and quarantine file on the run, so the UI shows why rows left."""
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, f"loopline.{prefix}", "passed" if result.success else "failed")
+    client.log_metric(run_id, f"{prefix}.quarantined_rows", len(result.quarantined))
+    client.log_metric(run_id, f"{prefix}.truncated_rows", result.truncated_rows)
+    log_json(run_id, result.to_dict(), f"{prefix}/result.json")
+    for path in (result.quarantine_path, result.report_path):
+        if path is not None and Path(path).exists():
+            log_file(run_id, Path(path), prefix)
+
+
+def log_dataset_input(run_id: str, snapshot: DatasetVersion, frame: pd.DataFrame, context: str) -> None:
+    """Record the snapshot as the run's dataset input (name, digest, source, schema)."""
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        frame, source=str(snapshot.path), name=snapshot.version, targets="label"
+    )
+    with active_run(run_id):
+        mlflow.log_input(dataset, context=context, tags={"content_hash": snapshot.content_hash})
+    mlflow.MlflowClient().log_dict(run_id, snapshot.to_dict(), f"data/{snapshot.version}.json")

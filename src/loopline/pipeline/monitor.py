@@ -1,0 +1,183 @@
+"""One monitoring pass: the window since the last check vs the champion's reference → drift, decision."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from loopline.config import Settings
+from loopline.errors import LooplineError
+from loopline.feedback.store import FeedbackStore
+from loopline.inference import load_classifier
+from loopline.monitoring.drift import DriftInputs, DriftReport, NoveltyDetector, check_drift
+from loopline.monitoring.embeddings import embed_texts
+from loopline.monitoring.policy import TriggerDecision, decide_retrain
+from loopline.pipeline.champion import Champion, load_champion
+from loopline.pipeline.reference import Reference, load_reference
+from loopline.tracking import log_file, log_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorOutcome:
+    champion_version: str
+    window_size: int
+    labelled_feedback: int
+    drift: dict[str, Any]
+    retrain: bool
+    reason: str
+    decision_id: int
+    report_path: Path | None
+
+
+def require_champion(settings: Settings) -> Champion:
+    champion = load_champion(settings)
+    if champion is None:
+        raise LooplineError(
+            f"No model version of {settings.model_name} has the alias 'production'.",
+            where=settings.resolved_tracking_uri,
+            hint="bootstrap one with `loopline train --data FILE` (or `loopline demo`).",
+        )
+    return champion
+
+
+def monitor_window(
+    settings: Settings,
+    store: FeedbackStore,
+    *,
+    run_id: str | None = None,
+    scheduled: bool = False,
+    now: datetime | None = None,
+) -> MonitorOutcome:
+    """Judge the feedback that arrived since the last check; record and return the retrain decision."""
+    now = now or datetime.now(UTC)
+    champion = require_champion(settings)
+    last_check = store.last_decision("monitor")
+    window = _window(store, last_check.created_at if last_check else None)
+    report, html = _check_window(settings, champion, window, run_id) if not window.empty else (None, None)
+    labelled = len(store.accepted_unused_feedback())
+    decision = decide_retrain(
+        report, labelled, store.last_retrain_at(), now, settings.monitor, scheduled=scheduled
+    )
+    drift = report.to_dict() if report else {"window_size": 0, "too_small": True}
+    decision_id = store.record_decision(
+        "monitor",
+        decision.retrain,
+        decision.reason,
+        {"drift": drift, "checks": decision.checks, "scheduled": scheduled, "window_size": len(window)},
+        model_version=champion.version,
+        run_id=run_id,
+    )
+    if run_id:
+        _log_monitoring(run_id, drift, decision, html)
+    logger.info("Monitor decision: %s — %s", "RETRAIN" if decision.retrain else "no retrain", decision.reason)
+    return MonitorOutcome(
+        champion.version, len(window), labelled, drift, decision.retrain, decision.reason, decision_id, html
+    )
+
+
+def _window(store: FeedbackStore, since: datetime | None) -> pd.DataFrame:
+    """Accepted (or already used) feedback that arrived since the last check; quarantined rows never count."""
+    rows = store.feedback_since(since)
+    return rows[rows["status"].isin(["accepted", "used"])].reset_index(drop=True)
+
+
+def _current_inputs(settings: Settings, champion: Champion, window: pd.DataFrame) -> DriftInputs:
+    texts = [str(t) for t in window["text"]]
+    # Shadow predictions of the champion on the window: prediction/confidence drift and decay
+    # need them even when no serving logs exist (the labels are the users' corrections).
+    predicted, confidences = load_classifier(
+        champion.model_dir, max_length=settings.training.max_length
+    ).predict(texts)
+    return DriftInputs(
+        texts=texts,
+        embeddings=embed_texts(settings.resolved_base_model, texts, max_length=settings.training.max_length),
+        labels=[None if pd.isna(x) else str(x) for x in window["label"]],
+        predicted_labels=list(predicted),
+        confidences=np.asarray(confidences),
+    )
+
+
+def _check_window(
+    settings: Settings, champion: Champion, window: pd.DataFrame, run_id: str | None
+) -> tuple[DriftReport, Path | None]:
+    reference = _inputs(load_reference(settings, champion))
+    current = _current_inputs(settings, champion, window)
+    detector = NoveltyDetector().fit(reference.embeddings, seed=settings.training.seed)
+    report = check_drift(
+        reference, current, settings.monitor, detector, reference_accuracy=_champion_accuracy(champion)
+    )
+    return report, _evidently_html(settings, reference, current, run_id)
+
+
+def _inputs(reference: Reference) -> DriftInputs:
+    return DriftInputs(
+        reference.texts,
+        reference.embeddings,
+        reference.labels,
+        reference.predicted_labels,
+        reference.confidences,
+    )
+
+
+def _champion_accuracy(champion: Champion) -> float | None:
+    """The champion's held-out test accuracy, as logged by the run that produced it."""
+    run_id = champion.tags.get("loopline.run_id")
+    if not run_id:
+        return None
+    return MlflowClient().get_run(run_id).data.metrics.get("test.accuracy")
+
+
+def _frame(inputs: DriftInputs) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "text": list(inputs.texts),
+            "label": [str(x) for x in inputs.labels or []],
+            "predicted_label": list(inputs.predicted_labels or []),
+            "confidence": inputs.confidences,
+        }
+    )
+
+
+def _evidently_html(
+    settings: Settings, reference: DriftInputs, current: DriftInputs, run_id: str | None
+) -> Path | None:
+    """Evidently's report of the same window, kept as evidence beside loopline's calibrated detector."""
+    from loopline.monitoring.report import build_evidently_report, save_report_html
+
+    path = settings.home / "reports" / f"drift-{run_id or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.html"
+    try:
+        return save_report_html(build_evidently_report(_frame(reference), _frame(current)), path)
+    except Exception as err:
+        logger.warning("Evidently report could not be built: %s", err)
+        return None
+
+
+def _log_monitoring(run_id: str, drift: dict[str, Any], decision: TriggerDecision, html: Path | None) -> None:
+    client = MlflowClient()
+    client.log_metric(run_id, "window_size", float(drift.get("window_size", 0)))
+    novelty = drift.get("novelty") or {}
+    if "novel_share" in novelty:
+        client.log_metric(run_id, "drift.novel_share", float(novelty["novel_share"]))
+    for key in ("drift_detected", "decay_detected"):
+        client.log_metric(run_id, f"drift.{key}", float(bool(drift.get(key))))
+    client.set_tag(run_id, "loopline.decision", "retrain" if decision.retrain else "no-retrain")
+    client.set_tag(run_id, "loopline.decision_reason", decision.reason[:5000])
+    log_json(
+        run_id,
+        {
+            "drift": drift,
+            "decision": {"retrain": decision.retrain, "reason": decision.reason, "checks": decision.checks},
+        },
+        "monitoring/drift_report.json",
+    )
+    if html is not None:
+        log_file(run_id, html, "monitoring")

@@ -1,0 +1,149 @@
+"""Continual retraining: warm start from the champion on accepted feedback + a class-balanced replay of
+past data, growing the label set when feedback brings new labels; idempotent per feedback set."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from loopline.config import Settings, SplitConfig
+from loopline.data.replay import ReplayBuffer
+from loopline.data.snapshots import load_snapshot, save_snapshot
+from loopline.data.splits import create_splits, load_or_create_splits
+from loopline.errors import LooplineError
+from loopline.feedback.store import FeedbackStore
+from loopline.pipeline.champion import Champion
+
+logger = logging.getLogger(__name__)
+
+# Share of the new feedback held out to check that it was learned (and a little for early stopping).
+FEEDBACK_SPLIT = SplitConfig(validation_fraction=0.1, test_fraction=0.2)
+
+
+@dataclass(frozen=True)
+class RetrainPlan:
+    """Everything a retrain round needs, by reference: frames are parquet files in ``data_dir``."""
+
+    data_dir: Path
+    champion_version: str
+    champion_dir: Path
+    labels: list[str]
+    new_labels: list[str]
+    feedback_ids: list[int]
+    batch_ids: list[str]
+    retrain_key: str
+    test_version: str
+    eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])
+
+    def frame(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.data_dir / f"{name}.parquet")
+
+
+def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, run_dir: Path) -> RetrainPlan:
+    """Assemble training, validation and evaluation frames from feedback, replay and the frozen test set."""
+    feedback = store.accepted_unused_feedback()
+    if feedback.empty:
+        raise LooplineError(
+            "There is no accepted, unused labelled feedback to retrain on.",
+            where=settings.resolved_feedback_db_url,
+            hint="import feedback with `loopline feedback import FILE` first.",
+        )
+    old_labels = champion_labels(champion.model_dir)
+    new_labels = sorted(set(feedback["label"].astype(str)) - set(old_labels))
+    test_version = champion.tags.get("loopline.test_version") or champion.tags.get(
+        "loopline.dataset_version", ""
+    )
+    base = _base_splits(settings, test_version)
+    replay = _replay_buffer(settings, base.train)
+    parts = create_splits(feedback[["text", "label"]].astype(str), FEEDBACK_SPLIT, settings.training.seed)
+    frames = {
+        "train": pd.concat([parts.train, replay.sample()[["text", "label"]]], ignore_index=True),
+        "validation": pd.concat([base.validation, parts.validation], ignore_index=True),
+        "test": base.test,
+        "feedback": parts.test,
+        "feedback_train": parts.train,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        frame[["text", "label"]].to_parquet(run_dir / f"{name}.parquet")
+    ids = sorted(int(i) for i in feedback["id"])
+    logger.info(
+        "Retrain plan: %d feedback rows (%d new labels %s) + %d replay rows",
+        len(feedback),
+        len(new_labels),
+        new_labels,
+        len(frames["train"]) - len(parts.train),
+    )
+    return RetrainPlan(
+        data_dir=run_dir,
+        champion_version=champion.version,
+        champion_dir=champion.model_dir,
+        labels=[*old_labels, *new_labels],
+        new_labels=new_labels,
+        feedback_ids=ids,
+        batch_ids=sorted(set(feedback["batch_id"].astype(str))),
+        retrain_key=retrain_key(champion.version, ids),
+        test_version=test_version,
+    )
+
+
+def retrain_key(champion_version: str, feedback_ids: list[int]) -> str:
+    """Same champion + same feedback rows → same key, so a rerun never trains (or registers) twice."""
+    payload = json.dumps({"champion": champion_version, "feedback": feedback_ids})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def champion_labels(model_dir: Path) -> list[str]:
+    """The champion's label list in id order (its head's rows)."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    id2label = config["id2label"]
+    return [str(id2label[str(i)]) for i in range(len(id2label))]
+
+
+def find_version_for_key(settings: Settings, key: str) -> str | None:
+    """A version already registered for this retrain key (a rerun after a crash past registration)."""
+    client = MlflowClient()
+    for version in client.search_model_versions(f"name='{settings.model_name}'"):
+        if version.tags.get("loopline.retrain_key") == key:
+            return str(version.version)
+    return None
+
+
+def finish_retrain(settings: Settings, store: FeedbackStore, plan: RetrainPlan, version: str) -> None:
+    """Mark the feedback used by ``version`` and fold its training rows into the replay buffer."""
+    store.mark_used(plan.feedback_ids, version)
+    if settings.replay.per_class > 0:
+        buffer = ReplayBuffer.load(replay_path(settings))
+        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, settings.training.seed).save()
+
+
+def replay_path(settings: Settings) -> Path:
+    return settings.data_dir / "replay.parquet"
+
+
+def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:
+    """The exact rows the candidate trains on, as a dataset version (the next reference for drift)."""
+    source = f"retrain from v{plan.champion_version}: feedback {','.join(plan.batch_ids)} + replay"
+    return save_snapshot(plan.frame("train"), settings.data_dir, source=source).version
+
+
+def _base_splits(settings: Settings, version: str):  # type: ignore[no-untyped-def]
+    snapshot, frame = load_snapshot(settings.data_dir, version)
+    return load_or_create_splits(snapshot, frame, settings.split, settings.training.seed, settings.data_dir)
+
+
+def _replay_buffer(settings: Settings, base_train: pd.DataFrame) -> ReplayBuffer:
+    """The persisted buffer; seeded from the champion's base training split the first time."""
+    path = replay_path(settings)
+    if settings.replay.per_class == 0:
+        return ReplayBuffer(path)
+    buffer = ReplayBuffer.load(path)
+    if len(buffer) == 0:
+        buffer.update(base_train, settings.replay.per_class, settings.training.seed).save()
+    return buffer

@@ -1,0 +1,109 @@
+"""MLflow pyfunc wrapper of a fine-tuned transformers text classifier.
+
+This file is logged with each model as MLflow "model code" (``python_model=<path of this file>``):
+MLflow stores the source next to the weights and executes it when the model is loaded. Loading
+therefore needs only mlflow, pandas, torch and transformers, not loopline, and there is no pickled
+class to break when loopline's modules move. Keep it self-contained: no ``loopline`` imports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+TEXT_COLUMN = "text"
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_LENGTH = 64  # loopline's training default; log_model passes the real one in model_config
+MAX_TORCH_THREADS = 4
+
+
+def _to_texts(model_input: Any) -> list[str]:
+    """Accept a DataFrame with a ``text`` column (or one column), a Series, a list, or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT_COLUMN in model_input.columns:
+            column = model_input[TEXT_COLUMN]
+        elif model_input.shape[1] == 1:
+            column = model_input.iloc[:, 0]
+        else:
+            raise ValueError(
+                f"Input DataFrame needs a '{TEXT_COLUMN}' column; got columns {list(model_input.columns)}."
+            )
+        values: Sequence[Any] = column.tolist()
+    elif isinstance(model_input, pd.Series):
+        values = model_input.tolist()
+    elif isinstance(model_input, np.ndarray):
+        values = model_input.ravel().tolist()
+    elif isinstance(model_input, str):
+        values = [model_input]
+    elif isinstance(model_input, dict) and TEXT_COLUMN in model_input:
+        raw = model_input[TEXT_COLUMN]
+        values = [raw] if isinstance(raw, str) else list(raw)
+    else:
+        values = list(model_input)
+    return ["" if value is None else str(value) for value in values]
+
+
+class TextClassifierModel(PythonModel):
+    """Predicts ``label`` and ``confidence`` (top softmax probability) for each input text.
+
+    ``model_config`` (set when logging, overridable per call through ``params``) may hold ``max_length``
+    (tokens per text, as in training) and ``batch_size``.
+    """
+
+    def load_context(self, context: Any) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model_dir = context.artifacts["model"]
+        torch.set_num_threads(max(1, min(MAX_TORCH_THREADS, os.cpu_count() or 1)))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        self.model.to("cpu").eval()
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in sorted(id2label)]
+        config = dict(getattr(context, "model_config", None) or {})
+        self.max_length = int(config.get("max_length", DEFAULT_MAX_LENGTH))
+        self.batch_size = int(config.get("batch_size", DEFAULT_BATCH_SIZE))
+
+    # ``model_input`` is left unannotated on purpose: MLflow 3 reads type hints of ``predict`` to build
+    # its own validation and warns about anything but list[...]; the logged signature does that job.
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import torch
+
+        params = params or {}
+        batch_size = int(params.get("batch_size") or self.batch_size)
+        max_length = int(params.get("max_length") or self.max_length)
+        texts = _to_texts(model_input)
+        probabilities = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(text) for text in texts], kind="stable")  # similar lengths pad less
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                index = order[start : start + batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in index],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
+                logits = self.model(**encoded).logits.float()
+                probabilities[index] = torch.softmax(logits, dim=-1).numpy()
+        best = probabilities.argmax(axis=1) if len(texts) else np.zeros(0, dtype=int)
+        return pd.DataFrame(
+            {
+                "label": [self.labels[i] for i in best],
+                "confidence": probabilities[np.arange(len(texts)), best].astype(np.float64),
+            }
+        )
+
+
+# Executed as model code by MLflow (under a generated module name), register the model object.
+# Imported as ``loopline.registry.pyfunc`` this does nothing, so importing loopline has no side effect.
+if not __name__.startswith("loopline."):
+    set_model(TextClassifierModel())

@@ -1,0 +1,421 @@
+"""Real server processes for tests/servers: PostgreSQL, an MLflow tracking server and a Prefect server.
+
+Everything binds 127.0.0.1 on free ports, lives in throw-away folders and is stopped at session end.
+Servers are started once per session; MLflow and Prefect are launched side by side (both are slow to
+boot on 2 cores) as soon as the first server test needs either, and each fixture then waits for its own
+health endpoint with a bounded timeout. Server logs go to files; their last lines are attached to the
+report of any failing test here and printed when a server does not come up.
+
+Fixtures:
+- ``postgres_cluster`` — the running cluster (``PostgresCluster``), skipped when PostgreSQL binaries
+  are absent. ``postgres_url`` — SQLAlchemy URL (psycopg 3 driver) of its maintenance database.
+- ``postgres_feedback_url`` — a separate database for the feedback store; the same URL is exported as
+  ``LOOPLINE_TEST_POSTGRES_URL`` for every test in this folder (a value set by the user wins).
+- ``mlflow_server`` — ``MlflowServer`` on Postgres (SQLite when Postgres is unavailable) with
+  proxied artifacts in a temporary folder.
+- ``prefect_server`` — the API URL (``http://127.0.0.1:N/api``) of ``prefect server start``
+  (database on Postgres when available, else SQLite in a temporary PREFECT_HOME).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+PG_START_TIMEOUT_S = 60
+MLFLOW_START_TIMEOUT_S = 150
+PREFECT_START_TIMEOUT_S = 210
+STOP_TIMEOUT_S = 20
+FEEDBACK_DB = "loopline_feedback"
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+# Servers started in this session, by name; read by the report hook below.
+_RUNNING: dict[str, ServerProcess] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in tests/servers runs real processes: mark it ``servers``."""
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.servers)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    if report.failed and HERE in Path(str(item.path)).parents:
+        for server in _RUNNING.values():
+            report.sections.append((f"{server.name} server log ({server.log_path})", server.log_tail()))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **TELEMETRY_OFF}
+    env.update(extra)
+    return env
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class ServerProcess:
+    """One server launched in its own process group, logging to ``log_path``."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    health_url: str
+    started_at: float = field(default_factory=time.monotonic)
+    ready_after_s: float | None = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        """Poll the health URL until it answers 2xx; fail with the log tail on exit or timeout."""
+        deadline = self.started_at + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"{self.name} server exited with code {self.proc.returncode} before becoming healthy; "
+                    f"log {self.log_path}:\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            if http_ok(self.health_url):
+                self.ready_after_s = round(time.monotonic() - self.started_at, 1)
+                print(f"\n[servers] {self.name} healthy after {self.ready_after_s} s ({self.health_url})")
+                return
+            time.sleep(0.5)
+        pytest.fail(
+            f"{self.name} server not healthy at {self.health_url} within {timeout_s:.0f} s; "
+            f"log {self.log_path}:\n{self.log_tail()}",
+            pytrace=False,
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group (servers spawn workers), SIGKILL after a bounded wait."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        # Children that outlive the leader still belong to its group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        _RUNNING.pop(self.name, None)
+
+
+def launch(name: str, cmd: list[str], env: dict[str, str], workdir: Path, health_url: str) -> ServerProcess:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServerProcess(name=name, proc=proc, log_path=log_path, health_url=health_url)
+    _RUNNING[name] = server
+    return server
+
+
+# ---------------------------------------------------------------------------------------------- postgres
+
+
+def find_postgres_bindir() -> Path | None:
+    """The newest /usr/lib/postgresql/*/bin with initdb, else the folder of an initdb on PATH."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@dataclass
+class PostgresCluster:
+    """A throw-away cluster: trust auth, 127.0.0.1 only, user ``postgres``."""
+
+    bindir: Path
+    root: Path
+    port: int
+    run_as: pwd.struct_passwd | None
+    user: str = "postgres"
+    host: str = "127.0.0.1"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "postgres.log"
+
+    def url(self, database: str, driver: str = "psycopg") -> str:
+        """SQLAlchemy URL, e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/mlflow``."""
+        return f"postgresql+{driver}://{self.user}@{self.host}:{self.port}/{database}"
+
+    def run(self, *args: str, timeout: float = PG_START_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL binary (as the ``postgres`` OS user when we are root); fail on error."""
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        kwargs: dict[str, object] = {}
+        if self.run_as is not None:
+            kwargs = {"user": self.run_as.pw_uid, "group": self.run_as.pw_gid, "extra_groups": []}
+        env = {**os.environ, "HOME": str(self.root), "LC_ALL": "C"}
+        try:
+            result = subprocess.run(
+                cmd, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{' '.join(cmd)} did not finish in {timeout} s\n{self.log_tail()}", pytrace=False)
+        if result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n"
+                f"{self.log_tail()}",
+                pytrace=False,
+            )
+        return result
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no postgres log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def start(self) -> None:
+        self.run("initdb", "-D", str(self.data_dir), "-U", self.user, "-A", "trust", "-E", "UTF8",
+                 "--locale=C", "--no-sync")  # fmt: skip
+        options = (
+            f"-c listen_addresses={self.host} -p {self.port} -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self.run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-o", options,
+                 "-w", "-t", str(PG_START_TIMEOUT_S), "start")  # fmt: skip
+
+    def create_database(self, name: str) -> str:
+        self.run("createdb", "-h", self.host, "-p", str(self.port), "-U", self.user, name)
+        return self.url(name)
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(BaseException):
+                self.run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop")
+
+
+def _postgres_unavailable_reason() -> str | None:
+    if find_postgres_bindir() is None:
+        return (
+            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb or initdb on PATH); "
+            "install them, e.g. `apt-get install -y postgresql`"
+        )
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no 'postgres' OS user to run initdb/pg_ctl as"
+    return None
+
+
+@pytest.fixture(scope="session")
+def _postgres_or_none() -> Iterator[PostgresCluster | None]:
+    """The started cluster, or None (with the reason printed) when PostgreSQL cannot run here."""
+    reason = _postgres_unavailable_reason()
+    if reason is not None:
+        print(f"\n[servers] no PostgreSQL: {reason}")
+        yield None
+        return
+    bindir = find_postgres_bindir()
+    assert bindir is not None
+    run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    # Not under pytest's basetemp: that folder is 0700 root and the postgres user must enter it.
+    root = Path(tempfile.mkdtemp(prefix="loopline-pg-"))
+    if run_as is not None:
+        os.chown(root, run_as.pw_uid, run_as.pw_gid)
+    cluster = PostgresCluster(bindir=bindir, root=root, port=free_port(), run_as=run_as)
+    started = time.monotonic()
+    try:
+        cluster.start()
+        for database in ("mlflow", "prefect", FEEDBACK_DB):
+            cluster.create_database(database)
+        print(f"\n[servers] postgres ready after {time.monotonic() - started:.1f} s on port {cluster.port}")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(_postgres_or_none: PostgresCluster | None) -> PostgresCluster:
+    if _postgres_or_none is None:
+        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL unavailable")
+    return _postgres_or_none
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """SQLAlchemy URL (psycopg 3) of the cluster's ``postgres`` maintenance database."""
+    return postgres_cluster.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_feedback_url(_postgres_or_none: PostgresCluster | None) -> str:
+    """SQLAlchemy URL of a database for the feedback store (LOOPLINE_TEST_POSTGRES_URL wins if set)."""
+    preset = os.environ.get("LOOPLINE_TEST_POSTGRES_URL")
+    if preset:
+        return preset
+    if _postgres_or_none is None:
+        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL unavailable")
+    return _postgres_or_none.url(FEEDBACK_DB)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_postgres_url(_postgres_or_none: PostgresCluster | None) -> Iterator[None]:
+    """Tests here that read LOOPLINE_TEST_POSTGRES_URL (inside a test or fixture) get the session cluster."""
+    if _postgres_or_none is None or os.environ.get("LOOPLINE_TEST_POSTGRES_URL"):
+        yield
+        return
+    os.environ["LOOPLINE_TEST_POSTGRES_URL"] = _postgres_or_none.url(FEEDBACK_DB)
+    yield
+    os.environ.pop("LOOPLINE_TEST_POSTGRES_URL", None)
+
+
+# ---------------------------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    backend_store_uri: str
+    artifacts_dir: Path
+    log_path: Path
+
+
+def _launch_mlflow(workdir: Path, cluster: PostgresCluster | None) -> tuple[ServerProcess, MlflowServer]:
+    port = free_port()
+    backend = cluster.url("mlflow") if cluster else f"sqlite:///{workdir / 'mlflow.db'}"
+    artifacts = workdir / "artifacts"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
+           "--artifacts-destination", str(artifacts), "--serve-artifacts",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    # The server-side job runner (GenAI scorers) is unused by loopline and costs 7 processes.
+    env = server_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    url = f"http://127.0.0.1:{port}"
+    proc = launch("mlflow", cmd, env, workdir, f"{url}/health")
+    server = MlflowServer(url=url, backend_store_uri=backend, artifacts_dir=artifacts, log_path=proc.log_path)
+    return proc, server
+
+
+def _launch_prefect(workdir: Path, cluster: PostgresCluster | None) -> tuple[ServerProcess, str]:
+    port = free_port()
+    extra = {"PREFECT_HOME": str(workdir / "home"), "PREFECT_UI_ENABLED": "false"}
+    if cluster is not None:
+        extra["PREFECT_API_DATABASE_CONNECTION_URL"] = cluster.url("prefect", driver="asyncpg")
+    env = server_env(**extra)
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    api_url = f"http://127.0.0.1:{port}/api"
+    return launch("prefect", cmd, env, workdir, f"{api_url}/health"), api_url
+
+
+class ServerLauncher:
+    """Launches the servers the collected tests need together, so their slow boots overlap."""
+
+    def __init__(self, tmp_factory: pytest.TempPathFactory, cluster: PostgresCluster | None) -> None:
+        self._tmp = tmp_factory
+        self._cluster = cluster
+        self.mlflow: tuple[ServerProcess, MlflowServer] | None = None
+        self.prefect: tuple[ServerProcess, str] | None = None
+
+    def launch(self, mlflow: bool, prefect: bool) -> None:
+        if mlflow and self.mlflow is None:
+            self.mlflow = _launch_mlflow(self._tmp.mktemp("mlflow-server"), self._cluster)
+        if prefect and self.prefect is None:
+            self.prefect = _launch_prefect(self._tmp.mktemp("prefect-server"), self._cluster)
+
+    def stop(self) -> None:
+        for launched in (self.mlflow, self.prefect):
+            if launched is not None:
+                launched[0].stop()
+
+
+@pytest.fixture(scope="session")
+def _launcher(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _postgres_or_none: PostgresCluster | None,
+) -> Iterator[ServerLauncher]:
+    launcher = ServerLauncher(tmp_path_factory, _postgres_or_none)
+    needed = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    launcher.launch(mlflow="mlflow_server" in needed, prefect="prefect_server" in needed)
+    try:
+        yield launcher
+    finally:
+        launcher.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(_launcher: ServerLauncher) -> MlflowServer:
+    """A running ``mlflow server`` (Postgres backend when available) with proxied artifact serving."""
+    _launcher.launch(mlflow=True, prefect=False)
+    assert _launcher.mlflow is not None
+    process, server = _launcher.mlflow
+    process.wait_healthy(MLFLOW_START_TIMEOUT_S)
+    return server
+
+
+@pytest.fixture(scope="session")
+def prefect_server(_launcher: ServerLauncher) -> str:
+    """The API URL of a running ``prefect server start`` (scheduler and other services on)."""
+    _launcher.launch(mlflow=False, prefect=True)
+    assert _launcher.prefect is not None
+    process, api_url = _launcher.prefect
+    process.wait_healthy(PREFECT_START_TIMEOUT_S)
+    return api_url
