@@ -114,8 +114,6 @@ def validate(
         frame, settings.contract, source=str(data), quarantine_dir=settings.quarantine_dir
     )
     console.print(result.summary())
-    if result.quarantine_path:
-        console.print(f"Quarantined rows with reasons: {result.quarantine_path}")
 
 
 @app.command()

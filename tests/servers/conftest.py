@@ -1,7 +1,8 @@
 """Real server processes for tests/servers: PostgreSQL, an MLflow tracking server and a Prefect server.
 
 Everything binds 127.0.0.1 on free ports, lives in throw-away folders and is stopped at session end.
-Servers are started once per session; MLflow and Prefect are launched side by side (both are slow to
+PostgreSQL starts as this conftest loads (so test modules that read ``LOOPLINE_TEST_POSTGRES_URL`` at
+import see it) and stops at the end of the run. MLflow and Prefect are launched side by side (both are slow to
 boot on 2 cores) as soon as the first server test needs either, and each fixture then waits for its own
 health endpoint with a bounded timeout. Server logs go to files; their last lines are attached to the
 report of any failing test here and printed when a server does not come up.
@@ -10,7 +11,7 @@ Fixtures:
 - ``postgres_cluster`` — the running cluster (``PostgresCluster``), skipped when PostgreSQL binaries
   are absent. ``postgres_url`` — SQLAlchemy URL (psycopg 3 driver) of its maintenance database.
 - ``postgres_feedback_url`` — a separate database for the feedback store; the same URL is exported as
-  ``LOOPLINE_TEST_POSTGRES_URL`` for every test in this folder (a value set by the user wins).
+  ``LOOPLINE_TEST_POSTGRES_URL`` (a value set by the user wins, and is what this fixture returns).
 - ``mlflow_server`` — ``MlflowServer`` on Postgres (SQLite when Postgres is unavailable) with
   proxied artifacts in a temporary folder.
 - ``prefect_server`` — the API URL (``http://127.0.0.1:N/api``) of ``prefect server start``
@@ -264,14 +265,18 @@ def _postgres_unavailable_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def _postgres_or_none() -> Iterator[PostgresCluster | None]:
-    """The started cluster, or None (with the reason printed) when PostgreSQL cannot run here."""
-    reason = _postgres_unavailable_reason()
-    if reason is not None:
-        print(f"\n[servers] no PostgreSQL: {reason}")
-        yield None
-        return
+@dataclass
+class _PostgresState:
+    cluster: PostgresCluster | None = None
+    error: str | None = None  # binaries present but the cluster did not start
+    exported_env: bool = False
+
+
+_PG = _PostgresState()
+
+
+def _start_postgres() -> None:
+    """Start the session cluster and its databases; record (not raise) a failure for the fixtures."""
     bindir = find_postgres_bindir()
     assert bindir is not None
     run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
@@ -285,17 +290,53 @@ def _postgres_or_none() -> Iterator[PostgresCluster | None]:
         cluster.start()
         for database in ("mlflow", "prefect", FEEDBACK_DB):
             cluster.create_database(database)
-        print(f"\n[servers] postgres ready after {time.monotonic() - started:.1f} s on port {cluster.port}")
-        yield cluster
-    finally:
+    except (Exception, pytest.fail.Exception) as exc:
+        _PG.error = f"PostgreSQL did not start: {exc}"
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+        return
+    _PG.cluster = cluster
+    print(f"[servers] postgres ready after {time.monotonic() - started:.1f} s on port {cluster.port}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start PostgreSQL as this conftest loads, before the test modules here are imported.
+
+    Modules may read ``LOOPLINE_TEST_POSTGRES_URL`` at import time (e.g. in a ``skipif``), so the
+    variable is exported now, pointing at the feedback database; a value set by the user wins.
+    Nothing starts when the run deselects these tests with ``-m "not servers"``.
+    """
+    if "not servers" in (config.option.markexpr or "") or _postgres_unavailable_reason():
+        return
+    _start_postgres()
+    if _PG.cluster is not None and not os.environ.get("LOOPLINE_TEST_POSTGRES_URL"):
+        os.environ["LOOPLINE_TEST_POSTGRES_URL"] = _PG.cluster.url(FEEDBACK_DB)
+        _PG.exported_env = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PG.exported_env:
+        os.environ.pop("LOOPLINE_TEST_POSTGRES_URL", None)
+    if _PG.cluster is not None:
+        _PG.cluster.stop()
+        shutil.rmtree(_PG.cluster.root, ignore_errors=True)
+        _PG.cluster = None
+
+
+@pytest.fixture(scope="session")
+def _postgres_or_none() -> PostgresCluster | None:
+    """The session cluster; None when PostgreSQL cannot run here; fails when it should but did not."""
+    if _PG.error:
+        pytest.fail(_PG.error, pytrace=False)
+    if _PG.cluster is None:
+        print(f"\n[servers] no PostgreSQL: {_postgres_unavailable_reason() or 'not started'}")
+    return _PG.cluster
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster(_postgres_or_none: PostgresCluster | None) -> PostgresCluster:
     if _postgres_or_none is None:
-        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL unavailable")
+        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL not started")
     return _postgres_or_none
 
 
@@ -312,19 +353,8 @@ def postgres_feedback_url(_postgres_or_none: PostgresCluster | None) -> str:
     if preset:
         return preset
     if _postgres_or_none is None:
-        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL unavailable")
+        pytest.skip(_postgres_unavailable_reason() or "PostgreSQL not started")
     return _postgres_or_none.url(FEEDBACK_DB)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _export_postgres_url(_postgres_or_none: PostgresCluster | None) -> Iterator[None]:
-    """Tests here that read LOOPLINE_TEST_POSTGRES_URL (inside a test or fixture) get the session cluster."""
-    if _postgres_or_none is None or os.environ.get("LOOPLINE_TEST_POSTGRES_URL"):
-        yield
-        return
-    os.environ["LOOPLINE_TEST_POSTGRES_URL"] = _postgres_or_none.url(FEEDBACK_DB)
-    yield
-    os.environ.pop("LOOPLINE_TEST_POSTGRES_URL", None)
 
 
 # ---------------------------------------------------------------------------------------------- servers

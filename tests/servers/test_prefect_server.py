@@ -136,7 +136,11 @@ def test_cron_deployment_is_stored_and_the_scheduler_creates_runs(
         if len(runs) >= 3:
             break
         time.sleep(1)
-    assert len(runs) >= 3, f"scheduler created {len(runs)} runs in {SCHEDULER_WAIT_S} s"
+    assert len(runs) >= 3, (
+        f"the server's scheduler created {len(runs)} runs in {SCHEDULER_WAIT_S} s. Known cause: prefect 3.8.8's "
+        f"scheduler fails with SQLAlchemy 2.1 ('Can't evaluate bulk DML statement'; installed: "
+        f"{_sqlalchemy_version()}) — pin sqlalchemy<2.1. See the prefect server log below."
+    )
     assert {run.state_name for run in runs} == {"Scheduled"}
     starts = sorted(run.expected_start_time for run in runs)
     assert all((t.hour, t.minute, t.utcoffset().total_seconds()) == (3, 0, 0) for t in starts)
@@ -167,3 +171,9 @@ def _pool_exists(client: Any, name: str) -> bool:
     except ObjectNotFound:
         return False
     return True
+
+
+def _sqlalchemy_version() -> str:
+    import sqlalchemy
+
+    return str(sqlalchemy.__version__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,12 +33,14 @@ logger = logging.getLogger(__name__)
 
 GATE_TAG = "loopline.gate"  # "passed" / "failed": the gate's verdict on a version
 EVENT_TAG = "loopline.event"  # "promotion" / "rollback" on a history run
-DATA_VERSION_TAG = "loopline.data_version"
+# Where the dataset version of a model is looked for: version tags first, then its run's tags and params.
+DATA_VERSION_KEYS = ("loopline.dataset_version", "loopline.data_version", "dataset_version", "data_version")
 PROMOTIONS_SUFFIX = "-promotions"
 REQUIREMENTS = ("torch", "transformers", "mlflow", "pandas", "safetensors")
 EXAMPLE_TEXTS = ("I would like a refund for my last order.", "How do I change my password?")
 READY_TIMEOUT_S = 300
 MAX_PARAM_CHARS = 6000
+_ALIAS = re.compile(r"^[A-Za-z][\w-]*$")  # MLflow reserves "latest" and "v<number>"
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,28 @@ def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
         ) from exc
 
 
+def _check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
+        raise RegistryError(
+            f"'{alias}' is not a usable alias.",
+            hint="Use a name of letters, digits, '_' or '-' starting with a letter, such as production, "
+            "staging or candidate ('latest' and 'v<number>' are reserved by MLflow).",
+        )
+    return alias
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
+
+
 def get_alias_version(name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
+    _check_alias(alias)
     client, model = _client_and_model(name)
     version = (model.aliases or {}).get(alias)
     return None if version is None else client.get_model_version(name, str(version))
@@ -207,6 +230,7 @@ def get_alias_version(name: str, alias: str) -> ModelVersion | None:
 
 def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
     """Point ``alias`` at a version (no gate check, no history: use ``promote`` for that)."""
+    _check_alias(alias)
     client, _ = _client_and_model(name)
     mv = _get_version(client, name, str(version))
     client.set_registered_model_alias(name, alias, str(mv.version))
@@ -217,6 +241,22 @@ def _created(timestamp_ms: int | None) -> str:
     return datetime.fromtimestamp((timestamp_ms or 0) / 1000, tz=UTC).isoformat()
 
 
+def _run_details(client: MlflowClient, mv: ModelVersion) -> tuple[dict[str, float], dict[str, str]]:
+    """Metrics and (params + tags) of the run that produced ``mv``; empty when it has none or it is gone."""
+    if not mv.run_id:
+        return {}, {}
+    try:
+        run = client.get_run(mv.run_id)
+    except MlflowException:
+        logger.warning("Run %s of version %s is gone; listing it without metrics", mv.run_id, mv.version)
+        return {}, {}
+    return dict(run.data.metrics), {**run.data.params, **run.data.tags}
+
+
+def _data_version(*sources: dict[str, str]) -> str | None:
+    return next((src[key] for src in sources for key in DATA_VERSION_KEYS if src.get(key)), None)
+
+
 def list_versions(name: str) -> list[VersionSummary]:
     """All versions of ``name``, oldest first, with aliases, tags, run metrics and data version."""
     client, model = _client_and_model(name)
@@ -225,27 +265,15 @@ def list_versions(name: str) -> list[VersionSummary]:
         aliases.setdefault(str(version), []).append(alias)
     summaries = []
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
-        metrics: dict[str, float] = {}
-        run_tags: dict[str, str] = {}
-        if mv.run_id:
-            try:
-                run = client.get_run(mv.run_id)
-                metrics, run_tags = dict(run.data.metrics), {**run.data.params, **run.data.tags}
-            except MlflowException:
-                logger.warning(
-                    "Run %s of version %s is gone; listing it without metrics", mv.run_id, mv.version
-                )
+        metrics, run_values = _run_details(client, mv)
         tags = dict(mv.tags or {})
-        data_version = (
-            tags.get(DATA_VERSION_TAG) or run_tags.get(DATA_VERSION_TAG) or run_tags.get("data_version")
-        )
         summaries.append(
             VersionSummary(
                 version=str(mv.version),
                 aliases=sorted(aliases.get(str(mv.version), [])),
                 tags=tags,
                 metrics=metrics,
-                data_version=data_version,
+                data_version=_data_version(tags, run_values),
                 created=_created(mv.creation_timestamp),
                 run_id=mv.run_id,
                 status=str(mv.status),
@@ -336,6 +364,8 @@ def _event_from_run(run: Any) -> PromotionEvent:
 
 def promotion_history(name: str, alias: str | None = None) -> list[PromotionEvent]:
     """Promotions and rollbacks of ``name`` (optionally of one alias), oldest first."""
+    if alias is not None:
+        _check_alias(alias)
     client, _ = _client_and_model(name)
     experiment = client.get_experiment_by_name(f"{name}{PROMOTIONS_SUFFIX}")
     if experiment is None:
@@ -389,7 +419,7 @@ def _move_alias(
         alias=alias,
         version=version,
         previous_version=previous,
-        actor=actor or getpass.getuser(),
+        actor=_actor(actor),
         reason=reason,
         at=_now(),
         gate_passed=_gate_verdict(mv, gate_report),
@@ -423,6 +453,7 @@ def promote(
     did not pass, unless ``force``. ``artifact_location`` is used only when the history experiment is
     created (None: beside the artifacts of the version's run's experiment).
     """
+    _check_alias(alias)
     client, _ = _client_and_model(name)
     mv = _get_version(client, name, str(version))
     tag_failed = (mv.tags or {}).get(GATE_TAG) == "failed"
@@ -459,6 +490,7 @@ def rollback(
     artifact_location: str | None = None,
 ) -> PromotionEvent:
     """Move ``alias`` back to the previous version of its latest promotion/rollback event, and record it."""
+    _check_alias(alias)
     client, _ = _client_and_model(name)
     history = promotion_history(name, alias)
     if not history:

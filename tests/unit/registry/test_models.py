@@ -34,7 +34,7 @@ def logged(mlflow_store: MlflowStore, tiny_classifier_dir: Path) -> tuple[str, s
     """Log the tiny classifier once for the module (each logging takes seconds); (model URI, run id)."""
     with mlflow.start_run(experiment_id=mlflow_store.experiment_id) as run:
         mlflow.log_metric("test_macro_f1", 0.42)
-        mlflow.set_tag("loopline.data_version", "ds-run")
+        mlflow.log_param("dataset_version", "ds-run")
         uri = log_model(tiny_classifier_dir, max_length=32)
     return uri, run.info.run_id
 
@@ -66,9 +66,9 @@ def test_log_model_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
 def test_register_promote_and_load_alias_in_a_fresh_process(
     logged: tuple[str, str], mlflow_store: MlflowStore, tiny_classifier_dir: Path
 ) -> None:
-    version = register_model(logged[0], "served", tags={"loopline.data_version": "ds-1"})
+    version = register_model(logged[0], "served", tags={"loopline.dataset_version": "ds-1"})
     assert (str(version.version), version.status) == ("1", "READY")
-    assert version.tags["loopline.data_version"] == "ds-1"
+    assert version.tags["loopline.dataset_version"] == "ds-1"
     event = promote("served", 1, actor="tester", reason="first model")
     assert (event.version, event.previous_version, event.kind) == ("1", None, "promotion")
 
@@ -156,6 +156,8 @@ def test_clear_errors_for_unknown_model_version_alias_and_history(logged: tuple[
         promote("errors", 7)
     assert "Existing versions: [1]" in str(err.value)
     assert get_alias_version("errors", "staging") is None
+    with pytest.raises(RegistryError, match="not a usable alias"):
+        promote("errors", 1, alias="prod uction")
     with pytest.raises(RegistryError, match="no promotion of this alias is recorded"):
         rollback("errors")
     promote("errors", 1, alias="staging")
@@ -167,12 +169,12 @@ def test_clear_errors_for_unknown_model_version_alias_and_history(logged: tuple[
 
 def test_list_versions(logged: tuple[str, str]) -> None:
     register(logged[0], "listed")
-    register(logged[0], "listed", tags={"loopline.data_version": "ds-2", GATE_TAG: "passed"})
+    register(logged[0], "listed", tags={"loopline.dataset_version": "ds-2", GATE_TAG: "passed"})
     promote("listed", 2)
     versions = list_versions("listed")
     assert [v.version for v in versions] == ["1", "2"]
     assert versions[0].aliases == [] and versions[1].aliases == ["production"]
-    assert versions[0].data_version == "ds-run"  # from the training run's tag
+    assert versions[0].data_version == "ds-run"  # from the training run's params
     assert versions[1].data_version == "ds-2"  # a version tag wins
     assert versions[1].tags[GATE_TAG] == "passed"
     assert versions[0].metrics == {"test_macro_f1": 0.42}
