@@ -200,7 +200,13 @@ def promote(
     settings = _settings(config, home)
     configure_mlflow(settings)
     event = promote_version(
-        settings.model_name, version, alias=alias, actor=current_user(), reason=reason, force=force
+        settings.model_name,
+        version,
+        alias=alias,
+        actor=current_user(),
+        reason=reason,
+        force=force,
+        artifact_location=settings.resolved_artifact_location,
     )
     console.print(f"{alias}: v{event.previous_version or '-'} → v{event.version}")
 
@@ -219,7 +225,13 @@ def rollback(
 
     settings = _settings(config, home)
     configure_mlflow(settings)
-    event = rollback_alias(settings.model_name, alias=alias, actor=current_user(), reason=reason)
+    event = rollback_alias(
+        settings.model_name,
+        alias=alias,
+        actor=current_user(),
+        reason=reason,
+        artifact_location=settings.resolved_artifact_location,
+    )
     console.print(f"{alias}: v{event.previous_version} → v{event.version} (rollback)")
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from flows.train_flow import train_flow
 from mlflow import MlflowClient
 
-from flows.train_flow import train_flow
 from loopline.errors import ContractViolation, DataError, GateFailed
 from tests.integration.conftest import tiny_overrides
 
@@ -30,18 +30,29 @@ def _registered_names(home: Path) -> list[str]:
     return [m.name for m in MlflowClient().search_registered_models()]
 
 
-def test_train_flow_registers_and_promotes_with_lineage(tmp_path: Path, tiny_model_dir: Path, small_train_csv: Path):
+def test_train_flow_registers_and_promotes_with_lineage(
+    tmp_path: Path, tiny_model_dir: Path, small_train_csv: Path
+):
     home = tmp_path / "home"
     summary = train_flow(
-        str(small_train_csv), text_column="t", label_column="y", overrides=tiny_overrides(home, tiny_model_dir)
+        str(small_train_csv),
+        text_column="t",
+        label_column="y",
+        overrides=tiny_overrides(home, tiny_model_dir),
     )
 
     assert summary["version"] == "1"
     assert summary["aliases"] == ["candidate", "production"]
     client = MlflowClient()
     version = client.get_model_version_by_alias("loopline-classifier", "production")
-    for tag in ("loopline.dataset_version", "loopline.dataset_hash", "loopline.base_model", "loopline.git_commit",
-                "loopline.prefect_flow_run_id", "loopline.run_id"):
+    for tag in (
+        "loopline.dataset_version",
+        "loopline.dataset_hash",
+        "loopline.base_model",
+        "loopline.git_commit",
+        "loopline.prefect_flow_run_id",
+        "loopline.run_id",
+    ):
         assert version.tags.get(tag), f"missing lineage tag {tag}"
     assert version.tags["loopline.gate"] == "passed"
     assert version.tags["loopline.dataset_version"] == summary["dataset_version"]
@@ -54,10 +65,15 @@ def test_train_flow_registers_and_promotes_with_lineage(tmp_path: Path, tiny_mod
     assert run.inputs.dataset_inputs[0].dataset.name == summary["dataset_version"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"contract", "evaluation", "gate", "training"} <= artifacts
-    nested = {a.path for d in ("evaluation", "training", "gate") for a in client.list_artifacts(run.info.run_id, d)}
+    nested = {
+        a.path for d in ("evaluation", "training", "gate") for a in client.list_artifacts(run.info.run_id, d)
+    }
     assert {"training/results.json", "gate/gate_report.json", "evaluation/confusion_test.png"} <= nested
-    results = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
-                                                                  artifact_path="training/results.json")).read_text())
+    results = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="training/results.json")
+        ).read_text()
+    )
     assert results["epochs_run"] == 1
 
 

@@ -38,5 +38,5 @@ def test_invalid_values_are_refused_with_the_field_name(tmp_path: Path) -> None:
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
         load_settings(tmp_path / "nope.toml")

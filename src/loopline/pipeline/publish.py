@@ -43,7 +43,7 @@ def publish_candidate(
         gate.raise_if_failed()
         raise GateFailed("The gate failed.", report=gate)  # raise_if_failed always raises; keeps mypy honest
     with active_run(run_id):
-        model_uri = log_model(model_dir)
+        model_uri = log_model(model_dir, max_length=settings.training.max_length)
     tags = {**lineage, "loopline.gate": "passed", "loopline.run_id": run_id}
     version = register_model(model_uri, settings.model_name, tags)
     actor = current_user()
@@ -54,6 +54,7 @@ def publish_candidate(
         actor=actor,
         reason=reason,
         gate_report=gate.to_dict(),
+        artifact_location=settings.resolved_artifact_location,
     )
     aliases = ["candidate"]
     if settings.gate.auto_promote:
@@ -64,6 +65,7 @@ def publish_candidate(
             actor=actor,
             reason=f"auto-promote: {reason}",
             gate_report=gate.to_dict(),
+            artifact_location=settings.resolved_artifact_location,
         )
         aliases.append("production")
     MlflowClient().set_tag(run_id, "loopline.registered_version", str(version.version))
