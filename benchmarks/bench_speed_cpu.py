@@ -69,16 +69,35 @@ class LoopTiming:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, help="Folder with train.csv (columns text,category) and test.csv.")
+    parser.add_argument(
+        "--data", type=Path, help="Folder with train.csv (columns text,category) and test.csv."
+    )
     parser.add_argument("--rows", type=int, default=2000, help="Training rows (a seeded random sample).")
     parser.add_argument("--val-rows", type=int, default=100, help="Validation rows for loopline's loop.")
-    parser.add_argument("--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder.")
+    parser.add_argument(
+        "--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder."
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true", help="Tiny model from a config, 64 rows: checks the harness.")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads for both loops (default: torch's default, usually all cores).",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="Run both loops this many times, alternating which goes first; medians.",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="Tiny model from a config, 64 rows: checks the harness."
+    )
     parser.add_argument("--results", type=Path, help=f"Markdown file to append to (default {RESULTS_PATH}).")
-    parser.add_argument("--no-write", action="store_true", help="Print only; do not append to the results file.")
+    parser.add_argument(
+        "--no-write", action="store_true", help="Print only; do not append to the results file."
+    )
     return parser.parse_args(argv)
 
 
@@ -89,7 +108,9 @@ def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train rows and validation rows (labels seen in training only)."""
     if args.data is None:
         if not args.smoke:
-            raise SystemExit("--data is required (a folder with train.csv and test.csv), except with --smoke.")
+            raise SystemExit(
+                "--data is required (a folder with train.csv and test.csv), except with --smoke."
+            )
         frame = _synthetic_rows(args.rows + args.val_rows, args.seed)
         return frame.iloc[: args.rows], frame.iloc[args.rows :]
     train = _read_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
@@ -106,7 +127,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    words = "card transfer refund account balance pin atm fee cash limit please why my the".split()
+    words = ["card", "transfer", "refund", "account", "balance", "pin", "atm", "fee", "cash", "please", "my"]
     labels = ["card", "transfer", "refund", "account"]
     texts = [" ".join(rng.choice(words, size=rng.integers(3, 30))) for _ in range(n_rows)]
     return pd.DataFrame({"text": texts, "label": [labels[i % len(labels)] for i in range(n_rows)]})
@@ -137,7 +158,9 @@ def resolve_model(args: argparse.Namespace, workdir: Path) -> str:
 # ---------------------------------------------------------------- the two loops
 
 
-def run_reference(train: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace) -> LoopTiming:
+def run_reference(
+    train: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace
+) -> LoopTiming:
     """The plain loop: random batches, tokenised per batch and padded to the longest, fp32 AdamW."""
     torch.manual_seed(args.seed)
     label2id = {label: i for i, label in enumerate(labels)}
@@ -153,7 +176,11 @@ def run_reference(train: pd.DataFrame, labels: list[str], model_path: str, args:
     start = time.perf_counter()
     for batch in batches:
         encoded = tokenizer(
-            [texts[i] for i in batch], padding=True, truncation=True, max_length=args.max_length, return_tensors="pt"
+            [texts[i] for i in batch],
+            padding=True,
+            truncation=True,
+            max_length=args.max_length,
+            return_tensors="pt",
         )
         real += int(encoded["attention_mask"].sum())
         padded += encoded["attention_mask"].numel()
@@ -166,17 +193,25 @@ def run_reference(train: pd.DataFrame, labels: list[str], model_path: str, args:
 
 
 def run_loopline(
-    train: pd.DataFrame, val: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace, out: Path
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    labels: list[str],
+    model_path: str,
+    args: argparse.Namespace,
+    out: Path,
 ) -> tuple[LoopTiming, float]:
-    """loopline's ``train_model`` for one epoch; returns its training-phase timing and the call's wall time."""
-    cfg = TrainingConfig(
-        epochs=1,
-        learning_rate=1e-4,
-        warmup_ratio=0.06,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        early_stopping_patience=0,
-        seed=args.seed,
+    """loopline's ``train_model``, one epoch: its training-phase timing and the whole call's wall time."""
+    cfg = TrainingConfig.model_validate(
+        {
+            "epochs": 1,
+            "learning_rate": 1e-4,
+            "warmup_ratio": 0.06,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "early_stopping_patience": 0,
+            "seed": args.seed,
+            "num_threads": args.threads,
+        }
     )
     start = time.perf_counter()
     result = train_model(train, val, cfg, model_path, out, labels=labels)
@@ -216,45 +251,67 @@ def _git_commit() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # read-only: no index refresh
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}{' (uncommitted changes)' if dirty else ''}"
 
 
-def format_table(reference: LoopTiming, loopline: LoopTiming) -> str:
+def median_timing(timings: list[LoopTiming]) -> LoopTiming:
+    """The run with the median samples/s (the lower middle one for an even count)."""
+    return sorted(timings, key=lambda t: t.samples_per_s)[(len(timings) - 1) // 2]
+
+
+def format_table(reference: list[LoopTiming], loopline: list[LoopTiming]) -> str:
+    ref, ours = median_timing(reference), median_timing(loopline)
     rows = [
-        "| loop | samples/s | real tokens/s | padding share | train seconds |",
-        "|---|---:|---:|---:|---:|",
+        "| loop | samples/s | real tokens/s | padding share | train seconds | samples/s of each run |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    for timing in (reference, loopline):
+    for timing, runs in ((ref, reference), (ours, loopline)):
+        each = ", ".join(f"{t.samples_per_s:.1f}" for t in runs)
         rows.append(
             f"| {timing.name} | {timing.samples_per_s:.1f} | {timing.tokens_per_s:.0f} | "
-            f"{timing.padding_share:.0%} | {timing.seconds:.1f} |"
+            f"{timing.padding_share:.0%} | {timing.seconds:.1f} | {each} |"
         )
     rows.append(
-        f"| **ratio loopline / reference** | **{loopline.samples_per_s / reference.samples_per_s:.2f}×** | "
-        f"**{loopline.tokens_per_s / reference.tokens_per_s:.2f}×** | | |"
+        f"| **ratio loopline / reference** | **{ours.samples_per_s / ref.samples_per_s:.2f}×** | "
+        f"**{ours.tokens_per_s / ref.tokens_per_s:.2f}×** | | | |"
     )
     return "\n".join(rows)
 
 
-def format_section(args: argparse.Namespace, model_path: str, table: str, wall: float, load: str) -> str:
+def _model_name(args: argparse.Namespace, model_path: str) -> str:
+    if args.smoke:
+        return "tiny random BERT (smoke)"
+    return "packaged all-MiniLM-L6-v2" if args.model == "packaged" else model_path
+
+
+def format_section(
+    args: argparse.Namespace, model_path: str, table: str, walls: list[float], load: str
+) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    model = "tiny random BERT (smoke)" if args.smoke else ("packaged all-MiniLM-L6-v2" if args.model == "packaged" else model_path)
     return "\n".join(
         [
             f"## bench_speed_cpu — {now}",
             "",
             f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads",
-            f"- load average (1/5/15 min) before → after: {load} (the machine is shared; figures are noisy)",
+            f"{os.cpu_count()} CPUs, torch {torch.__version__}, "
+            f"torch threads in both loops: {torch.get_num_threads()}",
+            f"- load average (1/5/15 min) before → after: {load} (a shared machine makes figures noisy)",
             f"- commit: {_git_commit()}",
-            f"- model: {model}; data: {args.data or 'synthetic'}; {args.rows} training rows, one epoch, "
-            f"batch {args.batch_size}, max length {args.max_length}, seed {args.seed}",
-            f"- loopline's whole `train_model` call (incl. tokenising, {args.val_rows}-row validation, saving): "
-            f"{wall:.1f} s",
+            f"- model: {_model_name(args, model_path)}; data: {args.data or 'synthetic'}; "
+            f"{args.rows} training rows, one epoch, batch {args.batch_size}, "
+            f"max length {args.max_length}, seed {args.seed}, "
+            f"{args.repeats} run(s) of each loop, medians shown",
+            f"- loopline's whole `train_model` call (tokenising, {args.val_rows}-row validation, saving): "
+            + ", ".join(f"{wall:.1f} s" for wall in walls),
+            f"- command: `python benchmarks/bench_speed_cpu.py {' '.join(sys.argv[1:])}`",
             "",
             table,
             "",
@@ -266,6 +323,28 @@ def _load_average() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def run_both(
+    train: pd.DataFrame, val: pd.DataFrame, labels: list[str], args: argparse.Namespace, workdir: Path
+) -> tuple[str, list[LoopTiming], list[LoopTiming], list[float]]:
+    """Both loops ``args.repeats`` times, alternating which goes first so drifting load hits both."""
+    model_path = resolve_model(args, workdir)
+    warm_up(model_path, len(labels))
+    reference: list[LoopTiming] = []
+    loopline: list[LoopTiming] = []
+    walls: list[float] = []
+    for repeat in range(args.repeats):
+        for which in ("reference", "loopline") if repeat % 2 == 0 else ("loopline", "reference"):
+            if which == "reference":
+                reference.append(run_reference(train, labels, model_path, args))
+            else:
+                timing, wall = run_loopline(train, val, labels, model_path, args, workdir / f"run-{repeat}")
+                loopline.append(timing)
+                walls.append(wall)
+            latest = reference[-1] if which == "reference" else loopline[-1]
+            print(f"{which}: {latest.samples_per_s:.1f} samples/s", flush=True)
+    return model_path, reference, loopline, walls
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke:
@@ -273,16 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     disable_telemetry()
     transformers.logging.set_verbosity_error()  # the reference loop's "newly initialized" head warning
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train, val = load_rows(args)
     labels = sorted(train["label"].unique())
     load_before = _load_average()
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
-        model_path = resolve_model(args, Path(tmp))
-        warm_up(model_path, len(labels))
-        reference = run_reference(train, labels, model_path, args)
-        loopline, wall = run_loopline(train, val, labels, model_path, args, Path(tmp) / "run")
+        model_path, reference, loopline, walls = run_both(train, val, labels, args, Path(tmp))
     table = format_table(reference, loopline)
-    section = format_section(args, model_path, table, wall, f"{load_before} → {_load_average()}")
+    section = format_section(args, model_path, table, walls, f"{load_before} → {_load_average()}")
     print(section)
     results = args.results or (None if args.smoke else RESULTS_PATH)
     if results is not None and not args.no_write:

@@ -278,14 +278,14 @@ def demo(
     from flows.demo_flow import demo_flow
 
     from loopline.data.demo import minimum_functionality_examples, write_demo_files
-    from loopline.registry.models import list_versions
+    from loopline.registry.models import model_exists
     from loopline.tracking import configure_mlflow
 
     settings = _settings(config, home, training={"epochs": epochs})
     if fresh and settings.home.exists():
         shutil.rmtree(settings.home)
     configure_mlflow(settings)
-    if list_versions(settings.model_name):
+    if model_exists(settings.model_name):
         raise LooplineError(
             f"{settings.home} already holds registered versions of {settings.model_name}.",
             where=settings.resolved_tracking_uri,
@@ -307,11 +307,13 @@ def demo(
 
 
 def print_rounds(rounds: list[dict[str, Any]]) -> None:
-    """The demo's round-by-round table: contract, drift scores, decision, gate and version."""
+    """The demo's round-by-round table (contract, drift, decision, gate, version), then the reasons."""
     table = Table(title="Feedback rounds")
     for column in (
         "round",
         "batch",
+        "ok",
+        "quarantined",
         "novel share",
         "drift",
         "decision",
@@ -320,28 +322,32 @@ def print_rounds(rounds: list[dict[str, Any]]) -> None:
         "worst old-class Δrecall",
     ):
         table.add_column(column)
-    for item in rounds:
+    for number, item in enumerate(rounds, start=1):
         intake, monitor = item["intake"], item["monitor"]
         novelty = monitor["drift"].get("novelty") or {}
         retrain = monitor.get("retrain_result") or {}
         gate = retrain.get("gate") or {}
         table.add_row(
-            item["round"],
-            f"{intake['batch_status']} ({intake['accepted']} ok, {intake['quarantined']} quarantined)",
+            str(number),
+            intake["batch_status"],
+            str(intake["accepted"]),
+            str(intake["quarantined"]),
             _fmt(novelty.get("novel_share")),
             "yes" if monitor["drift"].get("drift_detected") else "no",
-            ("retrain: " if monitor["retrain"] else "no retrain: ") + monitor["reason"][:80],
+            "retrain" if monitor["retrain"] else "none",
             ("passed" if gate.get("passed") else "failed") if gate else "-",
             f"v{retrain['version']}" if retrain.get("version") else "-",
             _worst_recall_change(gate),
         )
     console.print(table)
+    for item in rounds:
+        console.print(f"[bold]Round {item['round']}[/] — {item['monitor']['reason']}")
 
 
 def _worst_recall_change(gate: dict[str, Any]) -> str:
     """The largest recall drop of a past class, from the gate's forgetting check."""
     for check in gate.get("checks", []):
-        if check.get("name", "").startswith("forgetting"):
+        if check.get("name", "").endswith(".forgetting"):
             value = check.get("value")
             return "-" if value is None else f"{-float(value):+.3f}"
     return "-"

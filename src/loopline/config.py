@@ -161,8 +161,14 @@ class Settings(BaseSettings):
         return self.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
     @property
-    def resolved_artifact_location(self) -> str:
-        return self.artifact_location or (self.home / "mlartifacts").resolve().as_uri()
+    def resolved_artifact_location(self) -> str | None:
+        """Artifact root for new experiments. Against a tracking server with none configured, None lets the
+        server choose (``mlflow-artifacts:/``): a local path would strand artifacts on this client's disk."""
+        if self.artifact_location:
+            return self.artifact_location
+        if self.tracking_uri and not self.tracking_uri.startswith("sqlite"):
+            return None
+        return (self.home / "mlartifacts").resolve().as_uri()
 
     @property
     def resolved_feedback_db_url(self) -> str:

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from loopline.errors import DataError, LooplineError
 from loopline.training.batching import encode_texts, length_sorted_batches, pad_batch
@@ -75,7 +80,7 @@ class Classifier:
     """A fine-tuned sequence classifier ready to predict; ``labels`` are in the model's id order."""
 
     model: PreTrainedModel
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     labels: list[str]
     device: torch.device
     max_length: int = 64
@@ -83,8 +88,8 @@ class Classifier:
     def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(labels))``, rows in the order of ``texts``."""
         texts = _check_texts(texts)
-        input_ids = encode_texts(self.tokenizer, texts, self.max_length)  # type: ignore[arg-type]
-        pad_id = self.tokenizer.pad_token_id or 0  # type: ignore[attr-defined]
+        input_ids = encode_texts(self.tokenizer, texts, self.max_length)
+        pad_id = self.tokenizer.pad_token_id or 0
         return predict_proba_encoded(
             self.model, input_ids, pad_token_id=pad_id, device=self.device, batch_size=batch_size
         )

@@ -55,6 +55,7 @@ TELEMETRY_OFF = {
 _RUNNING: dict[str, ServerProcess] = {}
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test in tests/servers runs real processes: mark it ``servers``."""
     for item in items:

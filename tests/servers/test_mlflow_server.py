@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 if TYPE_CHECKING:  # conftest is not importable as a package module at run time
-    from conftest import MlflowServer
+    from conftest import MlflowServer, PostgresCluster
 
 pytestmark = pytest.mark.servers
 
@@ -54,10 +54,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def test_server_is_backed_by_the_expected_store(mlflow_server: MlflowServer, postgres_url: str) -> None:
+def test_server_is_backed_by_the_expected_store(
+    mlflow_server: MlflowServer, _postgres_or_none: PostgresCluster | None
+) -> None:
+    if _postgres_or_none is None:  # fallback when PostgreSQL cannot run here
+        assert mlflow_server.backend_store_uri.startswith("sqlite:///")
+        assert Path(mlflow_server.backend_store_uri.removeprefix("sqlite:///")).is_file()
+        return
     import psycopg
 
-    assert mlflow_server.backend_store_uri.startswith("postgresql+psycopg://")
+    assert mlflow_server.backend_store_uri == _postgres_or_none.url("mlflow")
     dsn = mlflow_server.backend_store_uri.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.servers
 
 SUBPROCESS_TIMEOUT_S = 120
-SCHEDULER_WAIT_S = 90
+SCHEDULER_WAIT_S = 60
 
 SMOKE_FLOW = """
 from prefect import flow, task
@@ -137,9 +137,10 @@ def test_cron_deployment_is_stored_and_the_scheduler_creates_runs(
             break
         time.sleep(1)
     assert len(runs) >= 3, (
-        f"the server's scheduler created {len(runs)} runs in {SCHEDULER_WAIT_S} s. Known cause: prefect 3.8.8's "
-        f"scheduler fails with SQLAlchemy 2.1 ('Can't evaluate bulk DML statement'; installed: "
-        f"{_sqlalchemy_version()}) — pin sqlalchemy<2.1. See the prefect server log below."
+        f"the server's scheduler created {len(runs)} runs in {SCHEDULER_WAIT_S} s. "
+        "Known cause: prefect 3.8.8's scheduler fails with SQLAlchemy 2.1 "
+        f"('Can't evaluate bulk DML statement'; installed: {_sqlalchemy_version()}): "
+        "pin sqlalchemy<2.1. See the prefect server log below."
     )
     assert {run.state_name for run in runs} == {"Scheduled"}
     starts = sorted(run.expected_start_time for run in runs)

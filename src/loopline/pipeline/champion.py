@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
 
 from loopline.config import Settings
-from loopline.registry.models import get_alias_version
+from loopline.registry.models import get_alias_version, model_exists
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ class Champion:
 
 def load_champion(settings: Settings, alias: str = PRODUCTION) -> Champion | None:
     """The model version behind ``alias`` with a local copy of its transformers directory, or None."""
-    if not MlflowClient().search_registered_models(filter_string=f"name='{settings.model_name}'"):
+    if not model_exists(settings.model_name):
         return None  # nothing registered yet: the first model is judged on absolute floors
     version = get_alias_version(settings.model_name, alias)
     if version is None:

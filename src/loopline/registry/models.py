@@ -220,6 +220,11 @@ def _actor(actor: str | None) -> str:
         return "unknown"
 
 
+def model_exists(name: str) -> bool:
+    """Whether a registered model of this name exists (before the first registration it does not)."""
+    return bool(MlflowClient().search_registered_models(filter_string=f"name='{name}'"))
+
+
 def get_alias_version(name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
     _check_alias(alias)

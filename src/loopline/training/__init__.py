@@ -21,7 +21,7 @@ _EXPORTS = {
     "TrainResult": "loopline.training.trainer",
     "train_model": "loopline.training.trainer",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["EpochMetrics", "TrainResult", "build_model", "grow_classifier_head", "train_model", "warm_start"]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,9 @@ from transformers import PreTrainedTokenizerBase
 MEGA_BATCH_FACTOR = 50
 
 
-def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
     """Token ids per text (special tokens included, truncated to ``max_length``, not padded)."""
     if not texts:
         return []

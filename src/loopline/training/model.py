@@ -45,7 +45,9 @@ def check_labels(labels: Sequence[str], *, where: str = "labels") -> list[str]:
         )
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise TrainingError(f"Labels are listed twice: {duplicates[:5]}.", where=where, hint="List each once.")
+        raise TrainingError(
+            f"Labels are listed twice: {duplicates[:5]}.", where=where, hint="List each once."
+        )
     if len(labels) < 2:
         raise TrainingError(
             f"A classifier needs at least 2 labels; got {labels}.",
@@ -57,7 +59,7 @@ def check_labels(labels: Sequence[str], *, where: str = "labels") -> list[str]:
 
 def model_labels(model: PreTrainedModel) -> list[str]:
     """The model's labels in id order, from ``config.id2label``."""
-    id2label = model.config.id2label
+    id2label = model.config.id2label or {}
     return [str(id2label[i]) for i in range(len(id2label))]
 
 
@@ -125,7 +127,9 @@ def build_model(base_model: str, labels: list[str]) -> tuple[PreTrainedModel, Pr
 
 
 def _load_classifier_dir(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    path = _require_dir(model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model.")
+    path = _require_dir(
+        model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model."
+    )
     config = AutoConfig.from_pretrained(path)
     archs = config.architectures or []
     if not any(arch.endswith("ForSequenceClassification") for arch in archs):
@@ -162,7 +166,7 @@ def warm_start(model_dir: str, labels: list[str]) -> tuple[PreTrainedModel, PreT
     return model, tokenizer
 
 
-def _head_layer(model: nn.Module) -> tuple[str, nn.Linear]:
+def _head_layer(model: PreTrainedModel) -> tuple[str, nn.Linear]:
     """The output ``nn.Linear`` (one row per label) of a sequence-classification model."""
     num_labels = model.config.num_labels
     for dotted in _HEAD_PATHS:
@@ -219,13 +223,17 @@ def grow_classifier_head(model: PreTrainedModel, new_labels: Sequence[str], seed
     for key, value in _label_config(labels).items():
         setattr(model.config, key, value)
     if hasattr(model, "num_labels"):
-        model.num_labels = len(labels)
-    logger.info("Grew the classifier head from %d to %d labels: added %s", len(old_labels), len(labels), new_labels)
+        setattr(model, "num_labels", len(labels))  # noqa: B010 - not a declared attribute of every model
+    logger.info(
+        "Grew the classifier head from %d to %d labels: added %s", len(old_labels), len(labels), new_labels
+    )
     return model
 
 
 def load_model_labels(model_dir: str) -> list[str]:
     """Labels (id order) of a saved classifier, read from its config without loading weights."""
-    path = _require_dir(model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model.")
+    path = _require_dir(
+        model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model."
+    )
     config = AutoConfig.from_pretrained(path)
     return [str(config.id2label[i]) for i in range(len(config.id2label))]

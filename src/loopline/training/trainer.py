@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -156,6 +156,7 @@ def train_model(
     _check_frame(val_df, "val_df")
     labels = _resolve_labels(train_df, labels, init_model_dir)
     _check_val_labels(val_df, labels)
+    output_dir.mkdir(parents=True, exist_ok=True)
     with _torch_threads(cfg.num_threads):
         run = _setup_run(train_df, val_df, cfg, base_model, output_dir, labels, init_model_dir)
         _log_run_block(run, train_df)
@@ -197,7 +198,9 @@ def _row_refs(df: pd.DataFrame, index: pd.Index, limit: int = 5) -> str:
     return ", ".join(str(row) for row in rows) + (" …" if len(index) > limit else "")
 
 
-def _resolve_labels(train_df: pd.DataFrame, labels: list[str] | None, init_model_dir: str | None) -> list[str]:
+def _resolve_labels(
+    train_df: pd.DataFrame, labels: list[str] | None, init_model_dir: str | None
+) -> list[str]:
     seen = sorted(train_df["label"].astype(str).unique())
     if labels is None:
         labels = extend_labels(load_model_labels(init_model_dir), seen) if init_model_dir else seen
@@ -252,8 +255,10 @@ def _setup_run(
     except LooplineError as err:
         raise TrainingError(err.what, hint=err.hint) from err
     set_seed(cfg.seed)
-    model, tokenizer = warm_start(init_model_dir, labels) if init_model_dir else build_model(base_model, labels)
-    model.to(device)
+    model, tokenizer = (
+        warm_start(init_model_dir, labels) if init_model_dir else build_model(base_model, labels)
+    )
+    model.to(device)  # type: ignore[arg-type]  # transformers' stub of .to() is narrower than torch's
     data = _prepare_data(train_df, val_df, tokenizer, labels, cfg.max_length)
     loader = _train_loader(data.train, tokenizer, cfg, device)
     optimizer = _build_optimizer(model, cfg, device)
@@ -339,7 +344,9 @@ def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     logger.info("  Num epochs = %d (early stopping patience %d)", cfg.epochs, cfg.early_stopping_patience)
     logger.info("  Batch size = %d, max length = %d", cfg.batch_size, cfg.max_length)
     logger.info("  Steps per epoch = %d, total optimization steps = %d", steps, steps * cfg.epochs)
-    logger.info("  Learning rate = %g (head %g)", cfg.learning_rate, cfg.head_learning_rate or cfg.learning_rate)
+    logger.info(
+        "  Learning rate = %g (head %g)", cfg.learning_rate, cfg.head_learning_rate or cfg.learning_rate
+    )
     logger.info("  Device = %s (%s)", run.device, precision)
     logger.info(
         "  Example: text=%r label=%r tokens=%s",
@@ -502,7 +509,8 @@ def save_results(
 
 
 def _rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, cached = legacy
     return {
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), pos, has_gauss, cached),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from loopline.config import TrainingConfig
 
 KEYWORDS = {"billing": "invoice", "delivery": "parcel", "login": "password"}
-_FILLER = "please help me today with my account the app again now thanks quickly".split()
+_FILLER = ["please", "help", "me", "today", "with", "my", "account", "the", "app", "again", "now", "thanks"]
 
 
 def make_frame(n_rows: int, seed: int, labels: dict[str, str] = KEYWORDS) -> pd.DataFrame:
@@ -24,6 +25,12 @@ def make_frame(n_rows: int, seed: int, labels: dict[str, str] = KEYWORDS) -> pd.
         words.insert(rng.randint(0, len(words)), labels[label])
         rows.append({"text": " ".join(words), "label": label, "source_row": i + 2})
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def frame_maker() -> Callable[..., pd.DataFrame]:
+    """``make_frame`` for tests and module-scoped fixtures that need frames of their own."""
+    return make_frame
 
 
 @pytest.fixture()
@@ -48,4 +55,5 @@ def fast_cfg() -> TrainingConfig:
         warmup_ratio=0.0,
         early_stopping_patience=0,
         seed=3,
+        num_threads=1,  # a tiny model gains nothing from threads, and they stall on a busy machine
     )

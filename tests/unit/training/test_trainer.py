@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_frame
 from transformers import AutoConfig
 
 from loopline.config import TrainingConfig
@@ -23,14 +23,15 @@ LEARN_CFG = TrainingConfig(
     early_stopping_patience=0,
     label_smoothing=0.05,
     seed=3,
+    num_threads=1,  # a tiny model gains nothing from threads, and they stall on a busy machine
 )
 
 
 @pytest.fixture(scope="module")
-def learned(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+def learned(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, frame_maker) -> TrainResult:
     """One real (tiny) training run on the keyword task, shared by the tests that read its outputs."""
     out = tmp_path_factory.mktemp("learned")
-    return train_model(make_frame(60, 1), make_frame(30, 2), LEARN_CFG, str(tiny_model_dir), out)
+    return train_model(frame_maker(60, 1), frame_maker(30, 2), LEARN_CFG, str(tiny_model_dir), out)
 
 
 def test_tiny_model_learns_the_keyword_task(learned):
@@ -55,39 +56,42 @@ def test_outputs_best_model_and_results_json(learned):
     assert not (model_dir.parent / CHECKPOINT_FILE).exists()  # finished runs drop the checkpoint
 
 
-def test_saved_model_is_the_best_epoch(learned):
-    val = make_frame(30, 2)
+def test_saved_model_is_the_best_epoch(learned, frame_maker):
+    val = frame_maker(30, 2)
     labels, _ = load_classifier(learned.model_dir, max_length=32).predict(val["text"].tolist())
     accuracy = sum(p == t for p, t in zip(labels, val["label"], strict=True)) / len(val)
     assert accuracy == pytest.approx(learned.history[learned.best_epoch - 1].val_accuracy)
 
 
-def test_warm_start_grows_labels_and_keeps_old_ids(learned, tiny_model_dir, fast_cfg, tmp_path):
+def test_warm_start_grows_labels_and_keeps_old_ids(learned, frame_maker, fast_cfg, tmp_path):
     new = {"billing": "invoice", "delivery": "parcel", "login": "password", "cancel": "subscription"}
-    train = make_frame(40, 5, labels=new)
     result = train_model(
-        train, make_frame(12, 6, labels=new), fast_cfg.model_copy(update={"epochs": 1}), "unused", tmp_path,
+        frame_maker(40, 5, labels=new),
+        frame_maker(12, 6, labels=new),
+        fast_cfg.model_copy(update={"epochs": 1}),
+        "unused-base-model",
+        tmp_path,
         init_model_dir=str(learned.model_dir),
     )
     assert result.labels == ["billing", "delivery", "login", "cancel"]
     assert AutoConfig.from_pretrained(result.model_dir).label2id["cancel"] == 3
 
 
+def _interrupt(metrics: EpochMetrics) -> None:
+    raise KeyboardInterrupt  # as if the process were stopped right after the epoch's checkpoint
+
+
 def test_resume_continues_at_the_next_epoch(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path):
-    def interrupt(metrics: EpochMetrics) -> None:
-        raise KeyboardInterrupt
-
+    base, run_dir = str(tiny_model_dir), tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train_model(train_df, val_df, fast_cfg, str(tiny_model_dir), tmp_path / "run", on_epoch_end=interrupt)
-    assert (tmp_path / "run" / CHECKPOINT_FILE).is_file()
+        train_model(train_df, val_df, fast_cfg, base, run_dir, on_epoch_end=_interrupt)
+    assert (run_dir / CHECKPOINT_FILE).is_file()
 
-    seen: list[int] = []
-    resumed = train_model(
-        train_df, val_df, fast_cfg, str(tiny_model_dir), tmp_path / "run", on_epoch_end=lambda m: seen.append(m.epoch)
-    )
-    straight = train_model(train_df, val_df, fast_cfg, str(tiny_model_dir), tmp_path / "straight")
+    seen: list[EpochMetrics] = []
+    resumed = train_model(train_df, val_df, fast_cfg, base, run_dir, on_epoch_end=seen.append)
+    straight = train_model(train_df, val_df, fast_cfg, base, tmp_path / "straight")
 
-    assert seen == [2]
+    assert [m.epoch for m in seen] == [2]
     assert [m.epoch for m in resumed.history] == [1, 2]
     # model, optimizer, scheduler and RNG state came back: the same numbers as an uninterrupted run
     for a, b in zip(resumed.history, straight.history, strict=True):
@@ -96,26 +100,27 @@ def test_resume_continues_at_the_next_epoch(train_df, val_df, fast_cfg, tiny_mod
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path):
-    def interrupt(metrics: EpochMetrics) -> None:
-        raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train_model(train_df, val_df, fast_cfg, str(tiny_model_dir), tmp_path, on_epoch_end=interrupt)
-    seen: list[int] = []
+        train_model(train_df, val_df, fast_cfg, str(tiny_model_dir), tmp_path, on_epoch_end=_interrupt)
+    seen: list[EpochMetrics] = []
     other = fast_cfg.model_copy(update={"learning_rate": 5e-3, "epochs": 1})
-    train_model(train_df, val_df, other, str(tiny_model_dir), tmp_path, on_epoch_end=lambda m: seen.append(m.epoch))
-    assert seen == [1]
+    train_model(train_df, val_df, other, str(tiny_model_dir), tmp_path, on_epoch_end=seen.append)
+    assert [m.epoch for m in seen] == [1]
 
 
-def test_early_stopping_when_validation_does_not_improve(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path):
+def test_early_stopping_when_validation_stalls(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="loopline.training.trainer")
     threads = torch.get_num_threads()
+    run_threads = 1 if threads > 1 else 2  # differs from the process setting, which must come back
     frozen = fast_cfg.model_copy(
-        update={"learning_rate": 1e-12, "epochs": 5, "early_stopping_patience": 1, "num_threads": 1}
+        update={"learning_rate": 1e-12, "epochs": 5, "early_stopping_patience": 1, "num_threads": run_threads}
     )
     result = train_model(train_df, val_df, frozen, str(tiny_model_dir), tmp_path)
 
     assert result.stopped_early and result.epochs_run == 2 and result.best_epoch == 1
     assert torch.get_num_threads() == threads  # num_threads applies to the run only
+    assert "***** Running training *****" in caplog.text and "Num examples = 60" in caplog.text
+    assert "Example: text=" in caplog.text and "Early stopping" in caplog.text
 
 
 def test_bad_inputs_say_what_to_do(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path):

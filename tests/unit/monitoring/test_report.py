@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.unit.monitoring.conftest import make_texts, sample_clusters
+
+from loopline.monitoring.drift import DriftInputs
+from loopline.monitoring.report import (
+    build_evidently_report,
+    extract_evidently_numbers,
+    make_report_frames,
+    save_report_html,
+)
+
+
+def _inputs(centres: np.ndarray, n: int, seed: int, labels: list[str]) -> DriftInputs:
+    rng = np.random.default_rng(seed)
+    predicted = list(rng.choice(labels, size=n))
+    return DriftInputs(
+        texts=make_texts(n, rng),
+        embeddings=sample_clusters(centres, n, rng),
+        labels=predicted,
+        predicted_labels=predicted,
+        confidences=rng.beta(8, 1, size=n),
+    )
+
+
+@pytest.fixture(scope="module")
+def frames(known_centres, new_centre):
+    reference = _inputs(known_centres, 120, 0, ["a", "b", "c"])
+    current = _inputs(np.vstack([known_centres[:2], new_centre]), 80, 1, ["a", "new"])
+    return make_report_frames(reference, current, n_components=3)
+
+
+def test_frames_hold_descriptors_components_and_embeddings(frames) -> None:
+    reference_df, current_df = frames
+    for column in (
+        "text",
+        "label",
+        "predicted_label",
+        "confidence",
+        "text_length",
+        "oov_rate",
+        "pc_1",
+        "pc_3",
+    ):
+        assert column in reference_df.columns and column in current_df.columns
+    assert sum(c.startswith("emb_") for c in current_df.columns) == 32
+    assert 0 < reference_df["oov_rate"].mean() < 0.1  # leave-one-out: a word seen in no other text
+
+
+def test_evidently_report_builds_extracts_and_saves_html(frames, tmp_path: Path) -> None:
+    reference_df, current_df = frames
+    snapshot = build_evidently_report(reference_df, current_df)
+    numbers = extract_evidently_numbers(snapshot)
+    json.dumps(numbers)
+    assert set(numbers["columns"]) >= {
+        "label",
+        "predicted_label",
+        "confidence",
+        "text_length",
+        "oov_rate",
+        "pc_1",
+    }
+    assert numbers["columns"]["label"]["drift_detected"]  # a new label with 50% of the rows
+    assert numbers["embeddings"]["score"] > 0.55 and numbers["embeddings"]["drift_detected"]
+    assert numbers["drifted_columns"]["count"] >= 1 and numbers["text"] is None
+    path = save_report_html(snapshot, tmp_path / "reports" / "drift.html")
+    assert path.is_file() and "<html" in path.read_text(encoding="utf-8")[:2000].lower()
