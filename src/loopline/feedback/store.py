@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -447,12 +447,18 @@ class FeedbackStore:
 
     # ---- locks -------------------------------------------------------------------------------
 
-    def acquire_lock(self, name: str, holder: str, stale_after: timedelta) -> bool:
+    def acquire_lock(
+        self,
+        name: str,
+        holder: str,
+        stale_after: timedelta,
+        holder_is_dead: Callable[[str], bool] | None = None,
+    ) -> bool:
         """Take the lock ``name`` for ``holder``; False if someone holds it and it is not stale.
 
-        Insert-or-fail on the lock's primary key; a lock older than ``stale_after`` (its holder
-        crashed) is taken over with a compare-and-swap update. Not re-entrant: a holder asking
-        again while it holds the lock gets False too.
+        Insert-or-fail on the lock's primary key; a lock older than ``stale_after``, or whose holder
+        ``holder_is_dead`` says has died (a killed process), is taken over with a compare-and-swap
+        update. Not re-entrant: a holder asking again while it holds the lock gets False too.
         """
         now = utc_now()
         try:
@@ -462,7 +468,8 @@ class FeedbackStore:
                     session.add(LockRow(name=name, holder=holder, acquired_at=now))
                     session.flush()
                     return True
-                if current.acquired_at > now - stale_after:
+                dead = holder_is_dead is not None and holder_is_dead(current.holder)
+                if current.acquired_at > now - stale_after and not dead:
                     return False
                 return _take_over_lock(session, current, holder, now)
         except IntegrityError:  # another holder inserted the lock concurrently

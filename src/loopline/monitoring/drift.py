@@ -10,9 +10,10 @@ the number of classes or rows:
   others). So a same-distribution text is novel with probability ``p0 ≈ 1 - quantile``; the
   window alarms when its novel share exceeds ``p0`` by more than chance allows (one-sided
   two-sample proportion bound at ``alpha``: the window's own binomial noise *and* the noise of
-  the calibration set). New intents land far from every reference text, so even a 10–20% share
-  moves the novel share well above the bound; domain classifiers over all texts (Evidently's
-  defaults) dilute such a share (see MEASURED.md and benchmarks/RESULTS.md).
+  the calibration set). Texts of new intents land far from the reference, so with a reference
+  of a few thousand texts a 10–20% share of them moves the novel share above the bound, where
+  domain classifiers over all texts (Evidently's defaults) dilute it (benchmarks/RESULTS.md:
+  95% / 100% detected at 10% / 20% new intents with 3,000 reference texts, 2% false alarms).
 * **Label / predicted-label drift.** Total-variation distance between the two label
   distributions; the alarm threshold is the ``1 - alpha`` quantile of the same distance between
   multinomial resamples of the reference distribution at the reference and window sizes.
@@ -184,10 +185,15 @@ class FittedNoveltyDetector:
 class NoveltyDetector:
     """Settings of the k-NN novelty detector; ``fit`` calibrates it on reference embeddings.
 
-    Defaults chosen on BANKING77 (benchmarks/bench_drift.py, RESULTS.md): k=1, the 95th
-    percentile, leave-one-out calibration and a two-sample bound at alpha=0.01.
-    ``calibration="split"`` (half the reference against the other half, scoring against that
-    half only) and ``bound="binomial"`` (window noise only) are kept for comparison.
+    Defaults chosen on BANKING77 with 12 of 77 intents held out as new, windows of 500
+    (benchmarks/bench_drift.py, RESULTS.md): k=1, the 95th percentile, leave-one-out
+    calibration, two-sample bound at alpha=0.01. With a 3,000-text reference: 2% false alarms,
+    95% / 100% of windows with 10% / 20% new intents detected; with 1,000 texts: 0%, 26% / 89%.
+    The reference size is the lever: a denser reference shrinks in-distribution distances more
+    than those of new intents. k=3/5, split-half calibration (``calibration="split"``: half the
+    reference against the other half, scoring against that half) and ``bound="binomial"``
+    (window noise only, ignores the calibration's own noise: more false alarms) measured worse
+    and are kept for comparison.
     """
 
     k: int = 1

@@ -136,26 +136,15 @@ def _champion_accuracy(champion: Champion) -> float | None:
     return MlflowClient().get_run(run_id).data.metrics.get("test.accuracy")
 
 
-def _frame(inputs: DriftInputs) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "text": list(inputs.texts),
-            "label": [str(x) for x in inputs.labels or []],
-            "predicted_label": list(inputs.predicted_labels or []),
-            "confidence": inputs.confidences,
-        }
-    )
-
-
 def _evidently_html(
     settings: Settings, reference: DriftInputs, current: DriftInputs, run_id: str | None
 ) -> Path | None:
     """Evidently's report of the same window, kept as evidence beside loopline's calibrated detector."""
-    from loopline.monitoring.report import build_evidently_report, save_report_html
+    from loopline.monitoring.report import build_evidently_report, make_report_frames, save_report_html
 
     path = settings.home / "reports" / f"drift-{run_id or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.html"
     try:
-        return save_report_html(build_evidently_report(_frame(reference), _frame(current)), path)
+        return save_report_html(build_evidently_report(*make_report_frames(reference, current)), path)
     except Exception as err:
         logger.warning("Evidently report could not be built: %s", err)
         return None

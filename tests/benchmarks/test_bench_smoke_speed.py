@@ -1,0 +1,104 @@
+"""Smoke runs of the GPU speed and loop-overhead benchmarks: tiny model, CPU, seconds.
+
+They check the harness end to end (loopline's trainer, HF Trainer, the bare library steps and
+the Prefect flow are really called), the printed tables, and that a smoke run never appends to
+the real benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = REPO_ROOT / "benchmarks"
+REAL_RESULTS = BENCHMARKS / "RESULTS.md"
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _run(script: str, *args: str, timeout: int = 120) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _table_rows(output: str, first_cell: str) -> list[list[str]]:
+    """Header and body rows (separator dropped) of the first table whose header starts with ``first_cell``."""
+    lines = output.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {first_cell} |")), None)
+    assert start is not None, f"no table starting with '{first_cell}' in:\n{output}"
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if not line.startswith("|---"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -> None:
+    before = _digest(REAL_RESULTS)
+    results = tmp_path / "RESULTS.md"
+    output = _run("bench_speed_gpu.py", "--device", "cpu", "--results", str(results))
+    header, *body = _table_rows(output, "model")
+    assert header == [
+        "model",
+        "params (M) total / non-emb",
+        "steps",
+        "loopline real tokens/s",
+        "MFU (6·N_total)",
+        "MFU (6·N_non-emb)",
+        "HF Trainer real tokens/s",
+        "loopline / Trainer",
+        "padding share loopline / Trainer",
+        "peak GiB loopline / Trainer",
+        "MFU target",
+        "ratio target (≥1.5×)",
+    ]
+    assert [row[0] for row in body] == ["tiny"]
+    row = dict(zip(header, body[0], strict=True))
+    assert row["steps"] == "2"
+    assert float(row["loopline real tokens/s"].replace(",", "")) > 0
+    assert float(row["HF Trainer real tokens/s"].replace(",", "")) > 0
+    assert float(row["loopline / Trainer"].rstrip("×")) > 0
+    assert row["MFU (6·N_total)"] == "n/a", "no peak is known for a CPU"
+    written = results.read_text(encoding="utf-8")
+    assert written.startswith("# Benchmark results") and "## bench_speed_gpu" in written
+    assert "device: CPU" in written
+    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+
+
+def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results() -> None:
+    before = _digest(REAL_RESULTS)
+    output = _run("bench_overhead.py", timeout=150)
+    header, *body = _table_rows(output, "stage (s)")
+    assert header == ["stage (s)", "bare library", "Prefect flow + MLflow"]
+    stages = {row[0]: row[1:] for row in body}
+    for stage in ("imports", "ingest", "train", "gate"):
+        assert float(stages[stage][0]) > 0 and float(stages[stage][1]) > 0, stage
+    assert stages["register"][0] == "–" and float(stages["register"][1]) > 0
+    assert stages["epochs run"] == ["1", "1"]
+    wall = next(values for name, values in stages.items() if name.startswith("**process wall"))
+    assert all(float(v.strip("*")) > 0 for v in wall)
+    overhead_header, *overhead_rows = _table_rows(output, "basis")
+    assert overhead_header[0] == "basis" and "overhead" in overhead_header
+    assert len(overhead_rows) == 2
+    for row in overhead_rows:
+        float(row[overhead_header.index("overhead")].rstrip("%"))
+    assert "Appended to" not in output
+    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
