@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -438,30 +439,42 @@ def stage_table(timings: dict[str, ModeTiming], warm: bool = False) -> list[str]
     return markdown_table(["stage (s)", *(MODE_TITLES[m] for m in modes)], rows)
 
 
+def one_shot_wall(timing: ModeTiming) -> float:
+    """Interpreter start, imports, the first pass and exit: the process wall minus the later passes."""
+    return timing.process_wall - sum(run.seconds for run in timing.runs[1:])
+
+
+def fixed_costs(timing: ModeTiming, bare: ModeTiming, warm: bool) -> float:
+    """Seconds spent only by orchestration: extra imports (first pass), run setup, registration, Prefect
+    outside the flow. Logging inside ingest/train/gate is left out, so this is a lower bound that
+    does not depend on the (noisy) difference between two training runs."""
+    run = timing.warm if warm else timing.cold
+    extra_imports = 0.0 if warm else timing.imports - bare.imports
+    return extra_imports + run.stages.get("register", 0.0) + run.other + run.outside_flow
+
+
 def overheads(timings: dict[str, ModeTiming]) -> list[Overhead]:
     bare, prefect, mlflow = timings["bare"], timings["prefect"], timings.get("mlflow")
+
+    def measured(basis: str, value: Callable[[ModeTiming], float]) -> Overhead:
+        return Overhead(basis, value(bare), value(mlflow) if mlflow else None, value(prefect))
+
+    def fixed(basis: str, base: float, warm: bool) -> Overhead:
+        in_mlflow = base + fixed_costs(mlflow, bare, warm) if mlflow else None
+        return Overhead(basis, base, in_mlflow, base + fixed_costs(prefect, bare, warm))
+
     items = [
-        Overhead(
-            "first pass, process wall (imports, Prefect server start/stop, exit)",
-            bare.process_wall,
-            mlflow.process_wall if mlflow else None,
-            prefect.process_wall,
-        ),
-        Overhead(
-            "first pass, in-process (after imports)",
-            bare.cold.seconds,
-            mlflow.cold.seconds if mlflow else None,
-            prefect.cold.seconds,
-        ),
+        measured("one-shot process: start, imports, first pass, exit (measured)", one_shot_wall),
+        measured("first pass in-process, after imports (measured)", lambda t: t.cold.seconds),
+        fixed("first pass, orchestration-only costs (lower bound)", one_shot_wall(bare), warm=False),
     ]
     if len(bare.runs) > 1:
+        passes = len(bare.runs)
         items.append(
-            Overhead(
-                f"pass {len(bare.runs)} (warm: same process and home)",
-                bare.warm.seconds,
-                mlflow.warm.seconds if mlflow else None,
-                prefect.warm.seconds,
-            )
+            measured(f"pass {passes}, warm: same process and home (measured)", lambda t: t.warm.seconds)
+        )
+        items.append(
+            fixed(f"pass {passes}, orchestration-only costs (lower bound)", bare.warm.seconds, warm=True)
         )
     return items
 
@@ -509,7 +522,15 @@ def format_section(args: argparse.Namespace, timings: dict[str, ModeTiming], loa
     ]
     if args.runs > 1:
         lines += [f"Pass {args.runs} (warm):", "", *stage_table(timings, warm=True), ""]
-    return [*lines, *overhead_table(overheads(timings)), ""]
+    notes = [
+        "- orchestration-only costs = extra imports (first pass) + time in the pass outside the stages "
+        "(MLflow run start/end, SQLite schema creation in a fresh home, champion lookup, Prefect task "
+        "orchestration) + registration (log_model, register, two promotions) + Prefect outside the "
+        "flow run (temporary server start, flow-run creation); MLflow logging inside ingest/train/gate "
+        "(params, epoch metrics, contract report, evaluation JSON, confusion PNG) comes on top and shows "
+        "only in the stage differences, which on a shared machine are within timing noise",
+    ]
+    return [*lines, *overhead_table(overheads(timings)), "", *notes, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

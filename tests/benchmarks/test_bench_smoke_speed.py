@@ -97,7 +97,7 @@ def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results()
     assert all(float(v.strip("*")) > 0 for v in wall)
     overhead_header, *overhead_rows = _table_rows(output, "basis")
     assert overhead_header[0] == "basis" and "overhead" in overhead_header
-    assert len(overhead_rows) == 2
+    assert len(overhead_rows) == 3  # one-shot process, first pass in-process, orchestration-only costs
     for row in overhead_rows:
         float(row[overhead_header.index("overhead")].rstrip("%"))
     assert "Appended to" not in output

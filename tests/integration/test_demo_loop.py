@@ -84,9 +84,9 @@ def test_round_three_corrupted_batch_is_quarantined_and_ignored(demo_run: dict[s
 
 def test_registry_keeps_v1_and_serves_v2_in_a_fresh_process(demo_run: dict[str, Any]) -> None:
     client = MlflowClient()
-    versions = {v.version: v for v in client.search_model_versions(f"name='{MODEL}'")}
+    versions = {str(v.version): v for v in client.search_model_versions(f"name='{MODEL}'")}
     assert set(versions) == {"1", "2"}
-    assert client.get_model_version_by_alias(MODEL, "production").version == "2"
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == "2"
     assert versions["2"].tags["loopline.parent_version"] == "1"
     code = (
         "import mlflow, pandas as pd, sys; mlflow.set_tracking_uri(sys.argv[1]);"

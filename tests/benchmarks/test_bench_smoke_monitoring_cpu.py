@@ -1,0 +1,43 @@
+"""Smoke runs of the CPU speed and drift-detector benchmarks (tiny model, seconds): the harnesses
+work end to end and a smoke run never appends to the real benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BANKING77 = REPO_ROOT.parent / "shared" / "data" / "banking77"
+REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
+
+
+def _run(script: str, *args: str) -> str:
+    before = hashlib.sha256(REAL_RESULTS.read_bytes()).hexdigest() if REAL_RESULTS.exists() else None
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--smoke", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    after = hashlib.sha256(REAL_RESULTS.read_bytes()).hexdigest() if REAL_RESULTS.exists() else None
+    assert before == after, f"a smoke run of {script} changed benchmarks/RESULTS.md"
+    return done.stdout
+
+
+def test_speed_cpu_smoke_prints_the_ratio() -> None:
+    output = _run("bench_speed_cpu.py")
+    assert "samples/s" in output and "ratio" in output.lower()
+
+
+@pytest.mark.skipif(not BANKING77.is_dir(), reason=f"BANKING77 not found at {BANKING77}")
+def test_drift_smoke_prints_false_alarms_and_detection() -> None:
+    output = _run("bench_drift.py", "--data", str(BANKING77))
+    assert "false alarm" in output.lower() and "20%" in output
