@@ -88,14 +88,15 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         new_labels=new_labels,
         feedback_ids=ids,
         batch_ids=sorted(set(feedback["batch_id"].astype(str))),
-        retrain_key=retrain_key(champion.version, ids),
+        retrain_key=retrain_key(ids),
         test_version=test_version,
     )
 
 
-def retrain_key(champion_version: str, feedback_ids: list[int]) -> str:
-    """Same champion + same feedback rows → same key, so a rerun never trains (or registers) twice."""
-    payload = json.dumps({"champion": champion_version, "feedback": feedback_ids})
+def retrain_key(feedback_ids: list[int]) -> str:
+    """The same feedback rows → the same key, so a rerun (even after the crashed round already moved
+    the production alias) never trains or registers them twice."""
+    payload = json.dumps({"feedback": sorted(feedback_ids)})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
