@@ -112,7 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("packaged", "tiny"), default="packaged")
     parser.add_argument("--rows", type=int, default=1200, help="Rows of the demo train.csv (stratified).")
     parser.add_argument("--epochs", type=int, help="Training epochs (default: the library default).")
-    parser.add_argument("--threads", type=int, help="torch CPU threads for training (default: torch's).")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads in the workers, set at each pass (default: torch's)."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the demo data and the row sample.")
     parser.add_argument(
         "--runs", type=int, default=1, help="Passes per mode in one process and home; the last is 'warm'."
@@ -151,19 +153,21 @@ def run_worker(mode: str, spec_path: Path, out_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
     import_modules(mode)
     imports = time.perf_counter() - start
-    threads = spec["overrides"]["training"].get("num_threads")
-    if threads:  # evaluation too, not only training: two OpenMP threads on a busy 2-core machine crawl
-        import torch
+    import torch
 
-        torch.set_num_threads(threads)
     from loopline.config import load_settings
 
+    threads = spec["overrides"]["training"].get("num_threads")
     runner = {"bare": run_bare, "mlflow": run_with_mlflow, "prefect": run_prefect_flow}[mode]
     runs = []
     for number in range(1, spec["runs"] + 1):
+        if threads:  # for every stage, not only training; set per pass: log_model changes it (pyfunc)
+            torch.set_num_threads(threads)
         # A model name per pass: no champion, so every pass does the same work.
         overrides = {**spec["overrides"], "model_name": f"bench-overhead-{number}"}
-        runs.append(asdict(runner(load_settings(**overrides), overrides, spec["data_path"], number)))
+        timing = asdict(runner(load_settings(**overrides), overrides, spec["data_path"], number))
+        timing["facts"]["torch_threads_after"] = torch.get_num_threads()
+        runs.append(timing)
     out_path.write_text(json.dumps({"imports": imports, "runs": runs}, indent=2, default=str))
     return 0
 

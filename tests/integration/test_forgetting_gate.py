@@ -30,7 +30,8 @@ def test_collapse_of_old_classes_is_blocked_by_the_forgetting_gate(
     only_new = only_new[only_new["label"] == NEW_INTENT]
     feedback_csv = tmp_path / "only_new.csv"
     only_new.to_csv(feedback_csv, index=False)
-    assert feedback_flow(str(feedback_csv), overrides=overrides)["batch_status"] == "accepted"
+    intake = feedback_flow(str(feedback_csv), overrides=overrides)
+    assert intake["batch_status"] == "accepted"
 
     with pytest.raises(GateFailed) as err:
         retrain_flow(overrides=overrides)
@@ -45,4 +46,4 @@ def test_collapse_of_old_classes_is_blocked_by_the_forgetting_gate(
     with FeedbackStore(f"sqlite:///{home / 'feedback.db'}") as store:
         decision = store.last_decision("retrain")
         assert decision is not None and decision.details["gate"] == "failed"
-        assert len(store.accepted_unused_feedback()) == len(only_new)  # not consumed by a blocked round
+        assert len(store.accepted_unused_feedback()) == intake["accepted"]  # not consumed by a blocked round
