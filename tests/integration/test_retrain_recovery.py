@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,19 @@ def test_crash_after_registration_is_finished_without_training_again(
     assert _versions() == ["1", "2"], "the rerun must not train or register again"
     with FeedbackStore(champion_home["store_url"]) as store:
         assert store.accepted_unused_feedback().empty
+
+
+def test_a_second_retrain_while_one_runs_is_recorded_and_skipped(champion_home: dict[str, Any]) -> None:
+    with FeedbackStore(champion_home["store_url"]) as store:
+        # A live holder: this very process, as a running retrain would hold it.
+        holder = f"{socket.gethostname()}:{os.getpid()}:running-retrain"
+        assert store.acquire_lock("retrain", holder, stale_after=timedelta(hours=6))
+        try:
+            summary = retrain_flow(overrides=champion_home["overrides"])
+        finally:
+            store.release_lock("retrain", holder)
+        decision = store.last_decision("retrain")
+
+    assert summary["status"] == "skipped"
+    assert decision is not None and decision.retrain is False and "lock" in decision.reason
+    assert _versions() == ["1"]
