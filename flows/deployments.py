@@ -48,4 +48,4 @@ def serve_deployments(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> None:
-    serve(*build_deployments(monitor_cron, fallback_cron, config_file, overrides))  # type: ignore[arg-type]
+    serve(*build_deployments(monitor_cron, fallback_cron, config_file, overrides))

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from flows.common import current_flow_run_id, flow_settings
@@ -59,7 +60,7 @@ def monitor_flow(
             reason=f"monitor: {outcome.reason}", config_file=config_file, overrides=overrides
         )
         return summary
-    flow_run = run_deployment(
+    flow_run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync call: returns the run
         RETRAIN_DEPLOYMENT,
         parameters={
             "reason": f"monitor: {outcome.reason}",
@@ -67,10 +68,10 @@ def monitor_flow(
             "overrides": overrides,
         },
     )
-    state = flow_run.state  # type: ignore[union-attr]
+    state = flow_run.state
     if state is None or not state.is_completed():
         raise RuntimeError(
             f"The retrain deployment run {flow_run.id} ended {state.name if state else 'unknown'}"
-        )  # type: ignore[union-attr]
-    summary["retrain_result"] = {"flow_run_id": str(flow_run.id), "state": state.name}  # type: ignore[union-attr]
+        )
+    summary["retrain_result"] = {"flow_run_id": str(flow_run.id), "state": state.name}
     return summary

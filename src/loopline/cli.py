@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +34,12 @@ HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Folder of the embedded stores (default .loopline).")
 ]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Trigger(StrEnum):
+    subflow = "subflow"
+    deployment = "deployment"
+    none = "none"
 
 
 @app.callback()
@@ -422,8 +429,8 @@ def feedback_quarantined(
 @friendly_errors
 def monitor(
     trigger: Annotated[
-        str, typer.Option(help="How to start a retrain: subflow, deployment or none.")
-    ] = "subflow",
+        Trigger, typer.Option(help="How a retrain starts: in this process, via the deployment, or not.")
+    ] = Trigger.subflow,
     scheduled: Annotated[bool, typer.Option(help="Act as the scheduled fallback run.")] = False,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -432,7 +439,7 @@ def monitor(
     from flows.monitor_flow import monitor_flow
 
     settings = _settings(config, home)
-    summary = monitor_flow(trigger=trigger, scheduled=scheduled, overrides=_overrides(settings))  # type: ignore[arg-type]
+    summary = monitor_flow(trigger=trigger.value, scheduled=scheduled, overrides=_overrides(settings))
     console.print(
         f"Window {summary['window_size']} rows; decision: "
         f"{'retrain' if summary['retrain'] else 'no retrain'} — {summary['reason']}"

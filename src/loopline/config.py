@@ -133,12 +133,12 @@ class Settings(BaseSettings):
     mft_path: Path | None = Field(
         None, description="CSV of text,label examples the model must get right (minimum functionality)."
     )
-    training: TrainingConfig = Field(default_factory=TrainingConfig)  # type: ignore[arg-type]
-    contract: ContractConfig = Field(default_factory=ContractConfig)  # type: ignore[arg-type]
-    split: SplitConfig = Field(default_factory=SplitConfig)  # type: ignore[arg-type]
-    gate: GateConfig = Field(default_factory=GateConfig)  # type: ignore[arg-type]
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)  # type: ignore[arg-type]
-    replay: ReplayConfig = Field(default_factory=ReplayConfig)  # type: ignore[arg-type]
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    contract: ContractConfig = Field(default_factory=ContractConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -224,4 +224,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if value is not None
     }
     # pydantic-settings deep-merges init kwargs over env and file, so one flag keeps the rest of a section.
-    return Settings.model_validate(_FileSettings(**cleaned).model_dump())
+    return Settings.model_validate(_FileSettings(**cleaned).model_dump())  # type: ignore[arg-type]

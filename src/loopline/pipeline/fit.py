@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -56,7 +57,7 @@ def fit_candidate(
     return result
 
 
-def _epoch_logger(run_id: str):  # type: ignore[no-untyped-def]
+def _epoch_logger(run_id: str) -> Callable[[EpochMetrics], None]:
     client = MlflowClient()
 
     def log_epoch(metrics: EpochMetrics) -> None:

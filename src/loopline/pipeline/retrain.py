@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from loopline.config import Settings, SplitConfig
 from loopline.data.replay import ReplayBuffer
 from loopline.data.snapshots import load_snapshot, save_snapshot
-from loopline.data.splits import create_splits, load_or_create_splits
+from loopline.data.splits import Splits, create_splits, load_or_create_splits
 from loopline.errors import LooplineError
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.champion import Champion
@@ -134,7 +134,7 @@ def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:
     return save_snapshot(plan.frame("train"), settings.data_dir, source=source).version
 
 
-def _base_splits(settings: Settings, version: str):  # type: ignore[no-untyped-def]
+def _base_splits(settings: Settings, version: str) -> Splits:
     snapshot, frame = load_snapshot(settings.data_dir, version)
     return load_or_create_splits(snapshot, frame, settings.split, settings.training.seed, settings.data_dir)
 
