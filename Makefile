@@ -16,8 +16,9 @@ install: $(BIN)/loopline
 demo: install  ## install, then run the demo on the embedded default (SQLite MLflow, ephemeral Prefect)
 	$(BIN)/loopline demo
 
-test: install  ## lint, then unit + integration + server tests
+test: install  ## lint and type-check, then unit + integration + server tests
 	$(BIN)/ruff check src flows tests benchmarks
+	$(BIN)/mypy src flows
 	$(BIN)/pytest
 
 lint: install
