@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -450,3 +451,17 @@ def prefect_server(_launcher: ServerLauncher) -> str:
     process, api_url = _launcher.prefect
     process.wait_healthy(PREFECT_START_TIMEOUT_S)
     return api_url
+
+
+@pytest.fixture(scope="session")
+def client(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A sync Prefect client (and settings for ``concurrency``) pointed at the session's server."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect-client-home")
+    with (
+        temporary_settings({PREFECT_API_URL: prefect_server, PREFECT_HOME: str(home)}),
+        get_client(sync_client=True) as sync_client,
+    ):
+        yield sync_client

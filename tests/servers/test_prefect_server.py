@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,20 +75,6 @@ def run_prefect_script(source: str, api_url: str, workdir: Path) -> dict[str, st
     assert result.returncode == 0, f"script failed:\n{result.stdout}\n{result.stderr}"
     pairs = (line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
     return {key: value for key, value in pairs if key.isupper()}
-
-
-@pytest.fixture(scope="module")
-def client(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A sync Prefect client (and settings for ``concurrency``) pointed at the session's server."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    home = tmp_path_factory.mktemp("prefect-client-home")
-    with (
-        temporary_settings({PREFECT_API_URL: prefect_server, PREFECT_HOME: str(home)}),
-        get_client(sync_client=True) as sync_client,
-    ):
-        yield sync_client
 
 
 def test_flow_run_in_subprocess_is_recorded_as_completed(
