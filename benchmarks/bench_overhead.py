@@ -16,7 +16,7 @@ adds (prefect − mlflow). With ``--runs 2`` each process repeats its steps in t
 model name, so no champion): the second pass shows the steady-state ("warm") overhead, after the
 one-off costs (imports, SQLite schema creation, Prefect server start) are paid.
 
-    python benchmarks/bench_overhead.py --model packaged --rows 1200 --runs 2
+    python benchmarks/bench_overhead.py --model packaged --rows 1200 --threads 1 --runs 2
     python benchmarks/bench_overhead.py --smoke   # tiny model, 160 rows, bare + prefect; writes nothing
 
 Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without --results).

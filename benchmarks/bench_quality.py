@@ -21,7 +21,6 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +67,7 @@ class SeedResult:
     epochs_run: int
     best_val_accuracy: float
     val_accuracy_by_epoch: list[float]
+    samples_per_s_by_epoch: list[float]
     samples_per_s: float
     train_minutes: float
     test_rows: int
@@ -187,9 +187,7 @@ def run_seed(
     logger.info(
         "Seed %d: %d training rows, %d validation rows, %d labels", seed, len(fit), len(val), len(labels)
     )
-    start = time.perf_counter()
     result: TrainResult = train_model(fit, val, cfg, base_model, workdir / f"seed-{seed}", labels=labels)
-    minutes = (time.perf_counter() - start) / 60
     accuracy, macro_f1 = evaluate_test(result.model_dir, test, args.max_length)
     best = result.history[result.best_epoch - 1]
     logger.info(
@@ -203,8 +201,9 @@ def run_seed(
         epochs_run=result.epochs_run,
         best_val_accuracy=best.val_accuracy,
         val_accuracy_by_epoch=[m.val_accuracy for m in result.history],
+        samples_per_s_by_epoch=[m.samples_per_s for m in result.history],
         samples_per_s=result.samples_per_s,
-        train_minutes=minutes,
+        train_minutes=sum(m.seconds for m in result.history) / 60,  # every epoch, also before a resume
         test_rows=len(test),
     )
 
@@ -220,7 +219,7 @@ def results_table(results: Sequence[SeedResult]) -> list[str]:
         "test macro-F1 %",
         "best epoch / run",
         "val accuracy by epoch %",
-        "train samples/s",
+        "train samples/s by epoch",
         "train min",
     ]
     rows: list[list[object]] = [
@@ -230,7 +229,7 @@ def results_table(results: Sequence[SeedResult]) -> list[str]:
             f"{100 * r.test_macro_f1:.2f}",
             f"{r.best_epoch} / {r.epochs_run}",
             " ".join(f"{100 * v:.1f}" for v in r.val_accuracy_by_epoch),
-            f"{r.samples_per_s:.1f}",
+            " ".join(f"{v:.0f}" for v in r.samples_per_s_by_epoch),
             f"{r.train_minutes:.1f}",
         ]
         for r in results
@@ -285,6 +284,7 @@ def report_lines(
         f"lr {args.lr:g}, head lr {args.head_lr:g}, warmup {args.warmup:g}, linear decay, "
         f"label smoothing {args.label_smoothing:g}, weight decay {args.weight_decay:g}, "
         f"batch {args.batch_size}, max length {args.max_length}, "
+        f"torch threads {args.threads or 'default'}, "
         f"seeds {' '.join(str(r.seed) for r in results)}; the best epoch (validation macro-F1) is scored",
         "",
         *results_table(results),

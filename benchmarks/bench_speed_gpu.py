@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import sys
 import tempfile
 import time
@@ -147,6 +148,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             "--device cuda: no CUDA GPU is visible; use --device cpu (with --smoke to check the harness)."
         )
+    if not args.no_trainer and importlib.util.find_spec("accelerate") is None:
+        parser.error("HF Trainer needs accelerate: pip install 'accelerate>=0.26' (or pass --no-trainer).")
     if args.data is None and not args.smoke:
         parser.error("--data is required (a folder with train.csv and test.csv), except with --smoke.")
     return args

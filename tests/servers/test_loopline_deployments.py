@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.servers.test_prefect_server import run_prefect_script
 
 pytestmark = pytest.mark.servers

@@ -8,7 +8,6 @@ class to break when loopline's modules move. Keep it self-contained: no ``loopli
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ from mlflow.pyfunc import PythonModel
 TEXT_COLUMN = "text"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_LENGTH = 64  # loopline's training default; log_model passes the real one in model_config
-MAX_TORCH_THREADS = 4
 
 
 def _to_texts(model_input: Any) -> list[str]:
@@ -57,11 +55,11 @@ class TextClassifierModel(PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model_dir = context.artifacts["model"]
-        torch.set_num_threads(max(1, min(MAX_TORCH_THREADS, os.cpu_count() or 1)))
+        # No torch.set_num_threads here: MLflow loads this model inside any process that logs it
+        # (input-example validation), and a process-wide thread change there slowed later training.
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         self.model.to("cpu").eval()
