@@ -30,6 +30,12 @@ err_console = Console(stderr=True)
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (default ./loopline.toml).")
 ]
+TextColOpt = Annotated[
+    str | None, typer.Option("--text-col", help="Column holding the text (default: text).")
+]
+LabelColOpt = Annotated[
+    str | None, typer.Option("--label-col", help="Column holding the label (default: label).")
+]
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Folder of the embedded stores (default .loopline).")
 ]
@@ -84,8 +90,8 @@ def _overrides(settings: Settings) -> dict[str, Any]:
 @friendly_errors
 def train(
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV, JSONL, Parquet or saved datasets dir.")],
-    text_col: Annotated[str | None, typer.Option("--text-col", help="Column holding the text.")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col", help="Column holding the label.")] = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size.")] = None,
@@ -116,8 +122,8 @@ def train(
 @friendly_errors
 def validate(
     data: Annotated[Path, typer.Argument(help="Labelled file to check against the training-data contract.")],
-    text_col: Annotated[str | None, typer.Option("--text-col")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col")] = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -139,8 +145,8 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Labelled file to evaluate on.")],
     alias: Annotated[str, typer.Option(help="Registry alias to evaluate.")] = "production",
     version: Annotated[str | None, typer.Option(help="Model version (overrides --alias).")] = None,
-    text_col: Annotated[str | None, typer.Option("--text-col")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col")] = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -380,8 +386,8 @@ app.add_typer(feedback_app, name="feedback")
 @friendly_errors
 def feedback_import(
     path: Annotated[Path, typer.Argument(help="Feedback file (CSV, JSONL, Parquet) with text and label.")],
-    text_col: Annotated[str | None, typer.Option("--text-col")] = None,
-    label_col: Annotated[str | None, typer.Option("--label-col")] = None,
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
