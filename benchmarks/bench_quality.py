@@ -6,12 +6,14 @@ rest; the best epoch (validation macro-F1) is loaded with ``loopline.inference.l
 and scored on all of test.csv (sklearn accuracy and macro-F1). Mean ± sample std over seeds, and
 the difference to the reference loop of MEASURED.md (plain loop, 4 epochs, lr 1e-4: 90.7%).
 
-    python benchmarks/bench_quality.py --data ../shared/data/banking77 --seeds 13 14 15 --epochs 7
+    python benchmarks/bench_quality.py --data ../shared/data/banking77 --seeds 13 14 15 --threads 1
     python benchmarks/bench_quality.py --smoke    # tiny random BERT, 200 synthetic rows, seconds
 
-Appends a section to benchmarks/RESULTS.md (not with --smoke unless --results is given). Training
-folders live under --workdir (default .loopline/bench/quality); an interrupted seed resumes from
-its last epoch checkpoint when rerun with the same settings.
+Training settings default to loopline's ``TrainingConfig`` defaults (flags override them), so a
+plain run measures what loopline ships. Appends a section to benchmarks/RESULTS.md (not with
+--smoke unless --results is given). Training folders live under --workdir (default
+.loopline/bench/quality); an interrupted seed resumes from its last epoch checkpoint when rerun
+with the same settings (torch threads may differ).
 """
 
 from __future__ import annotations
@@ -95,17 +97,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="Folder with train.csv and test.csv (text,category).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[13], help="One full training per seed.")
-    parser.add_argument(
-        "--epochs", type=int, default=7, help="Maximum epochs (early stopping may end sooner)."
-    )
-    parser.add_argument("--lr", type=float, default=1.5e-4, help="Peak learning rate of the encoder.")
-    parser.add_argument("--head-lr", type=float, default=1e-3, help="Learning rate of the classifier head.")
-    parser.add_argument("--warmup", type=float, default=0.06, help="Share of steps with linear warmup.")
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--patience", type=int, default=2, help="Early-stopping patience (0 disables).")
+    # Training flags default to loopline's TrainingConfig defaults, so a plain run measures those.
+    parser.add_argument("--epochs", type=int, help="Maximum epochs (early stopping may end sooner).")
+    parser.add_argument("--lr", type=float, help="Peak learning rate of the encoder.")
+    parser.add_argument("--head-lr", type=float, help="Learning rate of the classifier head.")
+    parser.add_argument("--warmup", type=float, help="Share of steps with linear warmup.")
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--patience", type=int, help="Early-stopping patience (0 disables).")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="Share of train.csv for validation.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default).")
     parser.add_argument(
@@ -124,19 +125,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def training_config(args: argparse.Namespace, seed: int) -> TrainingConfig:
-    return TrainingConfig(
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        head_learning_rate=args.head_lr,
-        warmup_ratio=args.warmup,
-        label_smoothing=args.label_smoothing,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        early_stopping_patience=args.patience,
-        seed=seed,
-        num_threads=args.threads,
-    )
+    """loopline's TrainingConfig defaults, overridden by the flags given."""
+    flags = {
+        "epochs": args.epochs,
+        "learning_rate": args.lr,
+        "head_learning_rate": args.head_lr,
+        "warmup_ratio": args.warmup,
+        "label_smoothing": args.label_smoothing,
+        "weight_decay": args.weight_decay,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "early_stopping_patience": args.patience,
+        "num_threads": args.threads,
+    }
+    given = {key: value for key, value in flags.items() if value is not None}
+    return TrainingConfig(**{**given, "seed": seed})
 
 
 def load_data(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -188,7 +191,7 @@ def run_seed(
         "Seed %d: %d training rows, %d validation rows, %d labels", seed, len(fit), len(val), len(labels)
     )
     result: TrainResult = train_model(fit, val, cfg, base_model, workdir / f"seed-{seed}", labels=labels)
-    accuracy, macro_f1 = evaluate_test(result.model_dir, test, args.max_length)
+    accuracy, macro_f1 = evaluate_test(result.model_dir, test, cfg.max_length)
     best = result.history[result.best_epoch - 1]
     logger.info(
         "Seed %d: test accuracy %.4f, macro-F1 %.4f (best epoch %d)", seed, accuracy, macro_f1, best.epoch
@@ -267,24 +270,26 @@ def results_table(results: Sequence[SeedResult]) -> list[str]:
 
 
 def report_lines(
-    args: argparse.Namespace, results: Sequence[SeedResult], train_rows: int, load: str
+    args: argparse.Namespace, results: Sequence[SeedResult], train_rows: int, load: str, commit: str
 ) -> list[str]:
+    cfg = training_config(args, results[0].seed)
+    head_lr = cfg.head_learning_rate or cfg.learning_rate
     model = "tiny random BERT (SMOKE: numbers are meaningless)" if args.smoke else "packaged all-MiniLM-L6-v2"
     data = args.data if args.data is not None else "synthetic demo data (loopline.data.demo)"
     lines = [
         f"## bench_quality — {utc_now()}" + (" (SMOKE)" if args.smoke else ""),
         "",
         f"- machine: {machine_line()}; load average before → after: {load}",
-        f"- commit: {git_commit()}",
+        f"- commit at start: {commit}",
         f"- command: {command_line('bench_quality.py')}",
         f"- model: {model}; data: {data}; "
         f"{train_rows} train rows ({100 * args.val_fraction:.0f}% stratified held out for early stopping), "
         f"{results[0].test_rows} test rows",
-        f"- settings: loopline train_model, epochs ≤ {args.epochs} (patience {args.patience}), "
-        f"lr {args.lr:g}, head lr {args.head_lr:g}, warmup {args.warmup:g}, linear decay, "
-        f"label smoothing {args.label_smoothing:g}, weight decay {args.weight_decay:g}, "
-        f"batch {args.batch_size}, max length {args.max_length}, "
-        f"torch threads {args.threads or 'default'}, "
+        f"- settings: loopline train_model, epochs ≤ {cfg.epochs} (patience {cfg.early_stopping_patience}), "
+        f"lr {cfg.learning_rate:g}, head lr {head_lr:g}, warmup {cfg.warmup_ratio:g}, linear decay, "
+        f"label smoothing {cfg.label_smoothing:g}, weight decay {cfg.weight_decay:g}, "
+        f"batch {cfg.batch_size}, max length {cfg.max_length}, "
+        f"torch threads {cfg.num_threads or 'default'}, "
         f"seeds {' '.join(str(r.seed) for r in results)}; the best epoch (validation macro-F1) is scored",
         "",
         *results_table(results),
@@ -296,12 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     prepare_environment()
     train, test = load_data(args)
-    load_before = load_average()
+    load_before, commit = load_average(), git_commit()
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         base_model = tiny_model(Path(tmp) / "tiny-bert") if args.smoke else packaged_model_path()
         workdir = Path(tmp) if args.smoke else (args.workdir or REPO_ROOT / ".loopline" / "bench" / "quality")
         results = [run_seed(train, test, base_model, args, workdir, seed) for seed in args.seeds]
-    lines = report_lines(args, results, len(train), f"{load_before} → {load_average()}")
+    lines = report_lines(args, results, len(train), f"{load_before} → {load_average()}", commit)
     print("\n".join(lines), flush=True)
     target = results_target(args.results, args.smoke, args.no_write)
     if target is not None:

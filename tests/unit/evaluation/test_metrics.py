@@ -82,3 +82,14 @@ def test_confusion_matrix_png_small_and_many_labels(tmp_path) -> None:
 
     height, width = matplotlib.image.imread(big).shape[:2]
     assert width >= 1500 and height >= 1500  # grows with the label count to stay readable
+
+
+def test_macro_f1_ignores_labels_absent_from_the_set() -> None:
+    # A grown model that once predicts its new label on a frozen set of old labels: the new label
+    # has no rows here, so it must not enter the average as an F1 of 0.
+    y_true = ["a", "a", "b", "b"]
+    y_pred = ["a", "new", "b", "b"]
+    metrics = compute_metrics(y_true, y_pred, [0.9] * 4, ["a", "b", "new"])
+    f1_a, f1_b = 2 * 1.0 * 0.5 / 1.5, 2 * (2 / 2) * (2 / 2) / 2
+    assert metrics.macro_f1 == pytest.approx((f1_a + f1_b) / 2)
+    assert metrics.per_class["new"]["support"] == 0
