@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +25,8 @@ from loopline.telemetry import disable_telemetry
 from loopline.tracking import current_user
 
 app = typer.Typer(help="loopline: keep a fine-tuned text classifier fresh, safely.", no_args_is_help=True)
-console = Console()
+# Piped output (CI logs, files) gets room for the round table instead of the 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[
