@@ -305,7 +305,7 @@ def bootstrap(
         stream.bootstrap, settings.contract, "bootstrap", settings.quarantine_dir
     )
     snapshot = save_snapshot(contract.accepted[["text", "label"]], settings.data_dir, source="bootstrap")
-    splits = load_splits(settings, snapshot)
+    splits = load_splits(settings, snapshot.version)
     result, seconds = timed_fit(settings, splits.train, splits.validation, workdir / "bootstrap")
     loopline.add_training(result, seconds)
     gate = assess_candidate(settings, result.model_dir, {"test": splits.test}, workdir / "bootstrap" / "gate")

@@ -214,10 +214,10 @@ def run_bare(settings: Any, overrides: dict[str, Any], data_path: str, number: i
     ingested = ingest_training_data(settings, data_path)
     t = watch.add("ingest", t)
     out = settings.runs_dir / f"bare-{number}"
-    splits = load_splits(settings, ingested.snapshot)
+    splits = load_splits(settings, ingested.snapshot.version)
     trained = fit_candidate(settings, splits.train, splits.validation, out)
     t = watch.add("train", t)
-    splits = load_splits(settings, ingested.snapshot)
+    splits = load_splits(settings, ingested.snapshot.version)
     gate = assess_candidate(settings, trained.model_dir, {"test": splits.test}, out / "evaluation")
     watch.add("gate", t)
     return watch.finish(trained.epochs_run, {"gate_passed": gate.passed, "train_rows": len(splits.train)})
@@ -241,10 +241,10 @@ def run_with_mlflow(settings: Any, overrides: dict[str, Any], data_path: str, nu
     champion = load_champion(settings)
     t = time.perf_counter()
     out = settings.runs_dir / run_id
-    splits = load_splits(settings, ingested.snapshot)
+    splits = load_splits(settings, ingested.snapshot.version)
     trained = fit_candidate(settings, splits.train, splits.validation, out, run_id=run_id)
     t = watch.add("train", t)
-    splits = load_splits(settings, ingested.snapshot)
+    splits = load_splits(settings, ingested.snapshot.version)
     gate = assess_candidate(
         settings, trained.model_dir, {"test": splits.test}, out / "evaluation", run_id=run_id
     )

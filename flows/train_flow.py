@@ -37,7 +37,7 @@ def ingest_data(
 
 @task(cache_policy=NO_CACHE)
 def train_candidate(settings: Settings, snapshot: DatasetVersion, run_id: str) -> TrainResult:
-    splits = load_splits(settings, snapshot)
+    splits = load_splits(settings, snapshot.version)
     get_run_logger().info(
         "Training on %d rows (validation %d, test %d) of %s",
         len(splits.train),
@@ -52,7 +52,7 @@ def train_candidate(settings: Settings, snapshot: DatasetVersion, run_id: str) -
 def gate_candidate(
     settings: Settings, snapshot: DatasetVersion, trained: TrainResult, champion_dir: str | None, run_id: str
 ) -> GateReport:
-    splits = load_splits(settings, snapshot)
+    splits = load_splits(settings, snapshot.version)
     return assess_candidate(
         settings,
         trained.model_dir,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from loopline.config import Settings
-from loopline.data.snapshots import DatasetVersion, load_snapshot
+from loopline.data.snapshots import load_snapshot
 from loopline.data.splits import Splits, load_or_create_splits
 
 
-def load_splits(settings: Settings, snapshot: DatasetVersion) -> Splits:
-    """The snapshot's train/validation/test splits, created on first use and frozen afterwards."""
-    _, frame = load_snapshot(settings.data_dir, snapshot.version)
+def load_splits(settings: Settings, version: str) -> Splits:
+    """The train/validation/test splits of snapshot ``version``, created on first use, frozen afterwards."""
+    snapshot, frame = load_snapshot(settings.data_dir, version)
     return load_or_create_splits(snapshot, frame, settings.split, settings.training.seed, settings.data_dir)

@@ -14,11 +14,12 @@ from mlflow import MlflowClient
 
 from loopline.config import Settings, SplitConfig
 from loopline.data.replay import ReplayBuffer
-from loopline.data.snapshots import load_snapshot, save_snapshot
-from loopline.data.splits import Splits, create_splits, load_or_create_splits
+from loopline.data.snapshots import save_snapshot
+from loopline.data.splits import create_splits
 from loopline.errors import LooplineError
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.champion import Champion
+from loopline.pipeline.datasets import load_splits
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
     test_version = champion.tags.get("loopline.test_version") or champion.tags.get(
         "loopline.dataset_version", ""
     )
-    base = _base_splits(settings, test_version)
+    base = load_splits(settings, test_version)
     replay = _replay_buffer(settings, base.train)
     parts = create_splits(feedback[["text", "label"]].astype(str), FEEDBACK_SPLIT, settings.training.seed)
     frames = {
@@ -132,11 +133,6 @@ def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:
     """The exact rows the candidate trains on, as a dataset version (the next reference for drift)."""
     source = f"retrain from v{plan.champion_version}: feedback {','.join(plan.batch_ids)} + replay"
     return save_snapshot(plan.frame("train"), settings.data_dir, source=source).version
-
-
-def _base_splits(settings: Settings, version: str) -> Splits:
-    snapshot, frame = load_snapshot(settings.data_dir, version)
-    return load_or_create_splits(snapshot, frame, settings.split, settings.training.seed, settings.data_dir)
 
 
 def _replay_buffer(settings: Settings, base_train: pd.DataFrame) -> ReplayBuffer:
