@@ -78,7 +78,6 @@ def friendly_errors(func: F) -> F:
 
 
 def _settings(config: Path | None, home: Path | None, **overrides: Any) -> Settings:
-    disable_telemetry()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return load_settings(config, home=home, **overrides)
 
