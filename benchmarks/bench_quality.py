@@ -6,7 +6,7 @@ rest; the best epoch (validation macro-F1) is loaded with ``loopline.inference.l
 and scored on all of test.csv (sklearn accuracy and macro-F1). Mean ± sample std over seeds, and
 the difference to the reference loop of MEASURED.md (plain loop, 4 epochs, lr 1e-4: 90.7%).
 
-    python benchmarks/bench_quality.py --data ../shared/data/banking77 --seeds 13 14 15 --threads 1
+    python benchmarks/bench_quality.py --data ../shared/data/banking77 --seeds 13 14 15 --threads 1 --jobs 2
     python benchmarks/bench_quality.py --smoke    # tiny random BERT, 200 synthetic rows, seconds
 
 Training settings default to loopline's ``TrainingConfig`` defaults (flags override them), so a
@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +112,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="Share of train.csv for validation.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default).")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Seeds trained at once, each in its own process (2 cores: --jobs 2 --threads 1).",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="Training folders (default .loopline/bench/quality; smoke: a temp dir)."
     )
     parser.add_argument("--smoke", action="store_true", help="Tiny random BERT, 200 rows, 1 epoch.")
@@ -119,7 +127,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.data is None and not args.smoke:
         parser.error("--data is required (a folder with train.csv and test.csv), except with --smoke")
     if args.smoke:
-        args.epochs, args.seeds = 1, args.seeds[:1]
+        # One seed, or one per job so that --jobs is exercised too.
+        args.epochs, args.seeds = 1, args.seeds[: max(1, args.jobs)]
         args.threads = args.threads or 1  # seconds, not minutes, on a busy shared machine
     return args
 
@@ -209,6 +218,21 @@ def run_seed(
         train_minutes=sum(m.seconds for m in result.history) / 60,  # every epoch, also before a resume
         test_rows=len(test),
     )
+
+
+def run_seeds(
+    train: pd.DataFrame, test: pd.DataFrame, base_model: str, args: argparse.Namespace, workdir: Path
+) -> list[SeedResult]:
+    """Every seed, ``--jobs`` at a time in spawned processes (one process: in this one), in seed order."""
+    if args.jobs <= 1 or len(args.seeds) == 1:
+        return [run_seed(train, test, base_model, args, workdir, seed) for seed in args.seeds]
+    # spawn, not fork: torch's thread pools do not survive a fork, and each seed sets its own threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=prepare_environment) as pool:
+        futures = [
+            pool.submit(run_seed, train, test, base_model, args, workdir, seed) for seed in args.seeds
+        ]
+        return [future.result() for future in futures]
 
 
 # ---------------------------------------------------------------- report
@@ -305,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         base_model = tiny_model(Path(tmp) / "tiny-bert") if args.smoke else packaged_model_path()
         workdir = Path(tmp) if args.smoke else (args.workdir or REPO_ROOT / ".loopline" / "bench" / "quality")
-        results = [run_seed(train, test, base_model, args, workdir, seed) for seed in args.seeds]
+        results = run_seeds(train, test, base_model, args, workdir)
     lines = report_lines(args, results, len(train), f"{load_before} → {load_average()}", commit)
     print("\n".join(lines), flush=True)
     target = results_target(args.results, args.smoke, args.no_write)

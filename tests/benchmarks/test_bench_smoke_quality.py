@@ -66,6 +66,15 @@ def test_quality_smoke_prints_table_and_writes_only_where_told(tmp_path: Path) -
     assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
+def test_quality_smoke_trains_seeds_in_parallel_processes() -> None:
+    output = _run("bench_quality.py", "--seeds", "3", "4", "--jobs", "2", "--no-write")
+    rows = _rows(output, ["seed 3", "seed 4", "**mean ± std (2 seed(s))**"])
+    assert list(rows) == ["seed 3", "seed 4", "**mean ± std (2 seed(s))**"]
+    accuracies = [float(rows[seed][1]) for seed in ("seed 3", "seed 4")]
+    mean = float(rows["**mean ± std (2 seed(s))**"][1].split("±")[0])
+    assert abs(mean - sum(accuracies) / 2) < 0.01
+
+
 def test_continual_smoke_compares_three_methods_without_touching_results() -> None:
     before = _digest(REAL_RESULTS)
     output = _run("bench_continual.py")
