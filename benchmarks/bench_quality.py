@@ -229,9 +229,7 @@ def run_seeds(
     # spawn, not fork: torch's thread pools do not survive a fork, and each seed sets its own threads.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=prepare_environment) as pool:
-        futures = [
-            pool.submit(run_seed, train, test, base_model, args, workdir, seed) for seed in args.seeds
-        ]
+        futures = [pool.submit(run_seed, train, test, base_model, args, workdir, seed) for seed in args.seeds]
         return [future.result() for future in futures]
 
 
