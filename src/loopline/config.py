@@ -83,9 +83,25 @@ class GateConfig(BaseModel):
     max_class_recall_drop: float = Field(
         0.05, ge=0, le=1, description="Forgetting: no past class may lose more recall than this."
     )
+    forgetting_alpha: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="A past class counts as forgotten only when its recall drop exceeds "
+        "max_class_recall_drop and a one-sided Fisher exact test on its rows puts the drop's p-value at or "
+        "below this: on BANKING77's frozen sets (6 rows an intent) one miss is a 17-point drop, and a plain "
+        "threshold blocked every retrain for noise. 1.0 judges the drop alone.",
+    )
     min_new_label_recall: float = Field(0.6, ge=0, le=1, description="New labels must reach this recall.")
     min_behaviour_pass_rate: float = Field(
         0.9, ge=0, le=1, description="Share of behavioural checks (invariance, MFT) that must pass."
+    )
+    regression_per_class: int = Field(
+        50,
+        ge=0,
+        description="Rows per label of past rounds' feedback holdouts kept for the 'regression' set (with "
+        "the frozen test set), so labels learnt after the first model are checked for forgetting too; 0 "
+        "keeps the frozen test set alone.",
     )
     auto_promote: bool = Field(True, description="Move the production alias when the gate passes.")
 

@@ -1,10 +1,13 @@
 """loopline's promotion gate: may a candidate replace the champion?
 
 First model (no champion): absolute floors on the "test" set. Later models, on the same frozen sets:
-macro-F1 no worse than the champion's by more than ``tolerance`` on every shared set; no past class loses
-more than ``max_class_recall_drop`` recall (forgetting, on "regression" if both have it, else "test");
-every new label reaches ``min_new_label_recall`` on each set that has examples of it. Always: the
-behaviour pass rate reaches ``min_behaviour_pass_rate``.
+- macro-F1 no worse than the champion's by more than ``tolerance`` on every shared set;
+- forgetting, on "regression" (the frozen test set plus past rounds' feedback holdouts) if both have
+  it, else "test": no past class loses more than ``max_class_recall_drop`` recall, counting only drops
+  significant at ``forgetting_alpha`` (one-sided Fisher exact test on the class's rows), so one miss
+  among a handful of rows does not block a retrain;
+- every new label reaches ``min_new_label_recall`` on each set that has examples of it.
+Always: the behaviour pass rate reaches ``min_behaviour_pass_rate``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from scipy.stats import fisher_exact
 
 from loopline.config import GateConfig
 from loopline.errors import DataError, GateFailed
@@ -134,6 +139,32 @@ def _macro_f1_checks(
     return checks
 
 
+@dataclass(frozen=True, order=True)
+class _RecallDrop:
+    """One past class on the forgetting set: recall before → after over ``rows`` rows, and how likely
+    a drop at least this large is under "no change" (one-sided Fisher exact test on the counts)."""
+
+    drop: float
+    label: str
+    old: float
+    new: float
+    rows: int
+    p_value: float
+
+    @classmethod
+    def measure(cls, label: str, old: float, new: float, rows: int) -> _RecallDrop:
+        old_hits, new_hits = round(old * rows), round(new * rows)
+        table = [[old_hits, rows - old_hits], [new_hits, rows - new_hits]]
+        p_value = float(fisher_exact(table, alternative="greater").pvalue)
+        return cls(old - new, label, old, new, rows, p_value)
+
+    def describe(self) -> str:
+        return (
+            f"class '{self.label}' recall {self.old:.4f} -> {self.new:.4f} "
+            f"(drop {self.drop:.4f}, {self.rows} rows, p={self.p_value:.3g})"
+        )
+
+
 def _forgetting_check(
     candidate: Mapping[str, EvalReport], champion: Mapping[str, EvalReport], cfg: GateConfig, new: set[str]
 ) -> GateCheck | None:
@@ -141,29 +172,34 @@ def _forgetting_check(
     if name is None:
         return None
     old_metrics, new_metrics = champion[name].metrics, candidate[name].metrics
-    drops: list[tuple[float, str, float, float]] = []
+    drops: list[_RecallDrop] = []
     for label in old_metrics.labels:
         old_recall = old_metrics.recall(label)
         if label in new or old_recall is None:
             continue
-        new_recall = new_metrics.recall(label)
-        drops.append((old_recall - (new_recall or 0.0), label, old_recall, new_recall or 0.0))
+        new_recall = new_metrics.recall(label) or 0.0
+        drops.append(_RecallDrop.measure(label, old_recall, new_recall, old_metrics.support(label)))
+    limit, alpha = cfg.max_class_recall_drop, cfg.forgetting_alpha
     if not drops:
-        return GateCheck(
-            f"{name}.forgetting", True, 0.0, cfg.max_class_recall_drop, "no past class in this set"
-        )
+        return GateCheck(f"{name}.forgetting", True, 0.0, limit, "no past class in this set")
     drops.sort(reverse=True)
-    limit = cfg.max_class_recall_drop
-    failing = [d for d in drops if d[0] > limit + EPSILON]
-    shown = failing or drops[:1]
-    words = "; ".join(
-        f"class '{lb}' recall {old:.4f} -> {cur:.4f} (drop {d:.4f})" for d, lb, old, cur in shown
-    )
+    over = [d for d in drops if d.drop > limit + EPSILON]
+    failing = [d for d in over if d.p_value <= alpha + EPSILON]
+    words = "; ".join(d.describe() for d in (failing or over or drops)[:5])
     if failing:
-        detail = f"{len(failing)} of {len(drops)} past classes lost more than {limit:.4f} recall: {words}"
+        detail = (
+            f"{len(failing)} of {len(drops)} past classes lost more than {limit:.4f} recall "
+            f"(significant at p<={alpha:g}): {words}"
+        )
+    elif over:
+        detail = (
+            f"{len(over)} of {len(drops)} past classes dropped more than {limit:.4f} recall, none "
+            f"significantly (p>{alpha:g}, too few rows to tell from noise): {words}"
+        )
     else:
         detail = f"all {len(drops)} past classes within {limit:.4f} recall drop; largest: {words}"
-    return GateCheck(f"{name}.forgetting", not failing, drops[0][0], limit, detail)
+    value = failing[0].drop if failing else drops[0].drop
+    return GateCheck(f"{name}.forgetting", not failing, value, limit, detail)
 
 
 def _new_label_checks(

@@ -40,7 +40,7 @@ class RetrainPlan:
     batch_ids: list[str]
     retrain_key: str
     test_version: str
-    eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])
+    eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])  # frames the gate scores
 
     def frame(self, name: str) -> pd.DataFrame:
         return pd.read_parquet(self.data_dir / f"{name}.parquet")
@@ -70,6 +70,9 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         "feedback": parts.test,
         "feedback_train": parts.train,
     }
+    past_holdouts = ReplayBuffer.load(regression_path(settings)).sample()
+    if not past_holdouts.empty:  # else it would be the test set again
+        frames["regression"] = pd.concat([base.test, past_holdouts], ignore_index=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         frame[["text", "label"]].to_parquet(run_dir / f"{name}.parquet")
@@ -91,6 +94,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         batch_ids=sorted(set(feedback["batch_id"].astype(str))),
         retrain_key=retrain_key(ids),
         test_version=test_version,
+        eval_sets=[name for name in ("test", "regression", "feedback") if name in frames],
     )
 
 
@@ -118,15 +122,25 @@ def find_version_for_key(settings: Settings, key: str) -> str | None:
 
 
 def finish_retrain(settings: Settings, store: FeedbackStore, plan: RetrainPlan, version: str) -> None:
-    """Mark the feedback used by ``version`` and fold its training rows into the replay buffer."""
+    """Mark the feedback used by ``version``, fold its training rows into the replay buffer and its
+    held-out rows (never trained on) into the regression set that later rounds check forgetting on."""
     store.mark_used(plan.feedback_ids, version)
+    seed = settings.training.seed
     if settings.replay.per_class > 0:
         buffer = ReplayBuffer.load(replay_path(settings))
-        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, settings.training.seed).save()
+        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, seed).save()
+    if settings.gate.regression_per_class > 0:
+        holdouts = ReplayBuffer.load(regression_path(settings))
+        holdouts.update(plan.frame("feedback"), settings.gate.regression_per_class, seed).save()
 
 
 def replay_path(settings: Settings) -> Path:
     return settings.data_dir / "replay.parquet"
+
+
+def regression_path(settings: Settings) -> Path:
+    """Past rounds' feedback holdouts, class-balanced (a ReplayBuffer file of rows never trained on)."""
+    return settings.data_dir / "regression.parquet"
 
 
 def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:

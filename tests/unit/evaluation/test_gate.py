@@ -111,22 +111,51 @@ def test_every_shared_set_is_compared() -> None:
 
 
 def test_forgetting_fails_naming_the_class_and_numbers() -> None:
+    rows = {"billing": 100, "refund": 100}
     champion = {
         "test": report(),
-        "regression": report("regression", recall={"billing": 0.9, "refund": 0.8}),
+        "regression": report("regression", recall={"billing": 0.9, "refund": 0.8}, support=rows),
     }
     candidate = {
         "test": report(),  # same macro-F1 on test: only the regression set shows the forgetting
-        "regression": report("regression", recall={"billing": 0.7, "refund": 0.78}),
+        "regression": report("regression", recall={"billing": 0.7, "refund": 0.78}, support=rows),
     }
     gate = evaluate_gate(candidate, champion, CFG)
     check = next(c for c in gate.checks if c.name == "regression.forgetting")
     assert not check.passed
     assert check.value == pytest.approx(0.2) and check.threshold == 0.05
-    assert "class 'billing' recall 0.9000 -> 0.7000 (drop 0.2000)" in check.detail
+    assert "class 'billing' recall 0.9000 -> 0.7000 (drop 0.2000, 100 rows, p=" in check.detail
     assert "refund" not in check.detail  # 0.02 drop is within the limit
     with pytest.raises(GateFailed, match="billing"):
         gate.raise_if_failed()
+
+
+def test_forgetting_one_miss_among_few_rows_is_noise_not_forgetting() -> None:
+    # 6 rows of a class (BANKING77's frozen split): one miss is a 0.1667 drop, far above 0.05.
+    champion = {"test": report(recall={"billing": 1.0, "refund": 5 / 6}, support={"billing": 6, "refund": 6})}
+    candidate = {
+        "test": report(recall={"billing": 5 / 6, "refund": 4 / 6}, support={"billing": 6, "refund": 6})
+    }
+    gate = evaluate_gate(candidate, champion, CFG)
+    check = next(c for c in gate.checks if c.name == "test.forgetting")
+    assert check.passed, check.detail
+    assert "2 of 2 past classes dropped more than 0.0500 recall, none significantly" in check.detail
+    assert "6 rows" in check.detail
+
+    strict = CFG.model_copy(update={"forgetting_alpha": 1.0})  # the drop alone decides
+    strict_check = next(c for c in evaluate_gate(candidate, champion, strict).checks if c.name == check.name)
+    assert not strict_check.passed and "2 of 2 past classes lost more than" in strict_check.detail
+
+
+def test_forgetting_a_collapsed_small_class_is_caught() -> None:
+    support = {"billing": 6, "refund": 6}
+    champion = {"test": report(recall={"billing": 1.0, "refund": 1.0}, support=support)}
+    candidate = {"test": report(recall={"billing": 1.0, "refund": 1 / 6}, support=support)}
+    check = next(c for c in evaluate_gate(candidate, champion, CFG).checks if c.name == "test.forgetting")
+    assert not check.passed
+    assert check.value == pytest.approx(5 / 6)
+    assert "1 of 2 past classes lost more than 0.0500 recall (significant at p<=0.05)" in check.detail
+    assert "class 'refund' recall 1.0000 -> 0.1667" in check.detail
 
 
 def test_forgetting_uses_test_without_regression_set_and_passes_on_the_edge() -> None:
