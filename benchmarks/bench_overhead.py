@@ -17,7 +17,12 @@ model name, so no champion): the second pass shows the steady-state ("warm") ove
 one-off costs (imports, SQLite schema creation, Prefect server start) are paid.
 
     python benchmarks/bench_overhead.py --model packaged --rows 1200 --threads 1 --runs 2
+    python benchmarks/bench_overhead.py --model packaged --rows 1200 --threads 1 --prefect-server
     python benchmarks/bench_overhead.py --smoke   # tiny model, 160 rows, bare + prefect; writes nothing
+
+With ``--prefect-server`` the prefect mode talks to a long-lived ``prefect server start`` (started
+here, before any timing, as a user would keep one running) instead of a temporary server per process:
+what each one-shot ``loopline`` command pays when a server is running.
 
 Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without --results).
 """
@@ -25,17 +30,21 @@ Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
+from urllib.request import urlopen
 
 from common import (
     REPO_ROOT,
@@ -126,6 +135,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--smoke",
         action="store_true",
         help="Tiny model, 160 rows, 1 epoch, bare + prefect: checks the harness.",
+    )
+    parser.add_argument(
+        "--prefect-server",
+        action="store_true",
+        help="Run the prefect mode against a long-lived `prefect server start` (started before timing).",
     )
     parser.add_argument("--results", type=Path, help="Markdown file to append to (default RESULTS.md).")
     parser.add_argument("--no-write", action="store_true", help="Print only; do not append to results.")
@@ -361,15 +375,55 @@ def mode_overrides(
     }
 
 
-def worker_env(prefect_home: Path) -> dict[str, str]:
-    """A worker's environment: a fresh PREFECT_HOME and no API URL, so the flow uses the ephemeral server."""
+def worker_env(prefect_home: Path, api_url: str | None = None) -> dict[str, str]:
+    """A worker's environment: a fresh PREFECT_HOME and, without ``api_url``, no API URL, so the flow
+    uses the ephemeral server."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update({"PREFECT_HOME": str(prefect_home), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a busy 2-core machine
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     return env
 
 
-def run_mode(mode: str, spec: dict[str, Any], workdir: Path) -> ModeTiming:
+@contextlib.contextmanager
+def prefect_server(workdir: Path, timeout_s: float = 240) -> Iterator[str]:
+    """A `prefect server start` on a free loopback port, its own home; yields its API URL once healthy."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = worker_env(workdir / "prefect-server-home")
+    env["PREFECT_UI_ENABLED"] = "false"
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log_path = workdir / "prefect-server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(f"{api_url}/health"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"prefect server start did not come up on {api_url}; log {log_path}")
+            time.sleep(1)
+        print(f"Prefect server up at {api_url}")
+        yield api_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (URLError, OSError):
+        return False
+
+
+def run_mode(mode: str, spec: dict[str, Any], workdir: Path, api_url: str | None = None) -> ModeTiming:
     """One mode in a fresh interpreter; its own timings plus the parent's view of the process wall."""
     mode_dir = workdir / mode
     mode_dir.mkdir(parents=True, exist_ok=True)
@@ -379,7 +433,7 @@ def run_mode(mode: str, spec: dict[str, Any], workdir: Path) -> ModeTiming:
     command += ["--spec", str(spec_path), "--out", str(out_path)]
     start = time.perf_counter()
     with log_path.open("w") as log:
-        env = worker_env(mode_dir / "prefect-home")
+        env = worker_env(mode_dir / "prefect-home", api_url if mode == "prefect" else None)
         code = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=log, check=False).returncode
     wall = time.perf_counter() - start
     if code != 0 or not out_path.is_file():
@@ -391,12 +445,18 @@ def run_mode(mode: str, spec: dict[str, Any], workdir: Path) -> ModeTiming:
 
 
 def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, ModeTiming]:
+    with contextlib.ExitStack() as stack:
+        api_url = stack.enter_context(prefect_server(workdir)) if args.prefect_server else None
+        return run_modes(args, workdir, api_url)
+
+
+def run_modes(args: argparse.Namespace, workdir: Path, api_url: str | None) -> dict[str, ModeTiming]:
     data_path, base_model, mft_path = prepare_inputs(args, workdir)
     timings: dict[str, ModeTiming] = {}
     for mode in args.modes:
         overrides = mode_overrides(args, workdir / mode / "home", base_model, mft_path)
         spec = {"overrides": overrides, "data_path": str(data_path), "runs": args.runs}
-        timings[mode] = run_mode(mode, spec, workdir)
+        timings[mode] = run_mode(mode, spec, workdir, api_url)
         timing = timings[mode]
         print(
             f"{mode}: passes {[round(r.seconds, 1) for r in timing.runs]} s, wall {timing.process_wall:.1f} s"
@@ -427,7 +487,7 @@ def stage_table(timings: dict[str, ModeTiming], warm: bool = False) -> list[str]
     )
     rows.append(
         [
-            "Prefect outside the flow run (temporary server start, flow-run creation)",
+            "Prefect outside the flow run (temporary server start if any, flow-run creation)",
             *(_cell(runs[m].outside_flow if m == "prefect" else None) for m in modes),
         ]
     )
@@ -517,6 +577,12 @@ def format_section(args: argparse.Namespace, timings: dict[str, ModeTiming], loa
         f"{args.runs} pass(es) per mode; gate floors 0 so every mode registers; "
         "each mode in a fresh process, loopline home and PREFECT_HOME",
         f"- outcomes: {facts}",
+        "- Prefect API: "
+        + (
+            "a long-lived `prefect server start`, started before any timing (--prefect-server)"
+            if args.prefect_server
+            else "a temporary server started by each process (no PREFECT_API_URL)"
+        ),
         f"- command: {command_line('bench_overhead.py')}",
         "",
         "First pass (cold: fresh process and stores):",

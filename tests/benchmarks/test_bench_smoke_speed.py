@@ -86,9 +86,17 @@ def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -
     assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
-def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results() -> None:
+@pytest.mark.parametrize(
+    ("flags", "prefect_api"),
+    [([], "a temporary server started by each process"), (["--prefect-server"], "a long-lived `prefect")],
+    ids=["temporary-server", "long-lived-server"],
+)
+def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results(
+    flags: list[str], prefect_api: str
+) -> None:
     before = _digest(REAL_RESULTS)
-    output = _run("bench_overhead.py", timeout=150)
+    output = _run("bench_overhead.py", *flags, timeout=300)
+    assert f"- Prefect API: {prefect_api}" in output
     header, *body = _table_rows(output, "stage (s)")
     assert header == ["stage (s)", "bare library", "Prefect flow + MLflow"]
     stages = {row[0]: row[1:] for row in body}
