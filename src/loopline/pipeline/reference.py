@@ -1,4 +1,5 @@
-"""The reference a window is compared with: what the champion was trained on, embedded once per version."""
+"""The reference a window is compared with: what the champion was trained on (embedded once per version)
+and how it scores texts it never saw (predicted once per version)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,32 @@ import numpy as np
 import pandas as pd
 
 from loopline.config import Settings
+from loopline.data.replay import ReplayBuffer
 from loopline.data.snapshots import load_snapshot
 from loopline.errors import LooplineError
 from loopline.inference import load_classifier
+from loopline.monitoring.drift import ReferenceScores
 from loopline.monitoring.embeddings import load_or_compute_reference_embeddings
 from loopline.pipeline.champion import Champion
+from loopline.pipeline.datasets import load_splits
+from loopline.pipeline.retrain import regression_path
 
 
 @dataclass(frozen=True)
 class Reference:
+    """Training texts (novelty, labels, descriptors) and the champion's scores on held-out texts
+    (prediction and confidence drift)."""
+
     texts: list[str]
     labels: list[str]
     embeddings: np.ndarray
-    predicted_labels: list[str]
-    confidences: np.ndarray
+    held_out: ReferenceScores
 
 
 def load_reference(settings: Settings, champion: Champion) -> Reference:
-    """A seeded sample of the champion's training snapshot, with embeddings and the champion's own
-    predictions, both cached per champion version (never recomputed per check)."""
+    """A seeded sample of the champion's training snapshot with its embeddings, and the champion's
+    predictions on texts it never trained on; both cached per champion version (never recomputed
+    per check)."""
     version = champion.tags.get("loopline.dataset_version")
     if not version:
         raise LooplineError(
@@ -43,23 +51,35 @@ def load_reference(settings: Settings, champion: Champion) -> Reference:
     cache_dir = settings.home / "cache" / "reference"
     key = f"{settings.model_name}-v{champion.version}"
     embeddings = load_or_compute_reference_embeddings(cache_dir, key, texts, settings.resolved_base_model)
-    predicted, confidences = _cached_predictions(
-        cache_dir / f"{key}-predictions.parquet", texts, settings, champion
+    held_out = _cached_predictions(
+        cache_dir / f"{key}-held-out-predictions.parquet",
+        held_out_texts(settings, champion),
+        settings,
+        champion,
     )
-    return Reference(texts, [str(x) for x in sample["label"]], embeddings, predicted, confidences)
+    return Reference(texts, [str(x) for x in sample["label"]], embeddings, held_out)
+
+
+def held_out_texts(settings: Settings, champion: Champion) -> list[str]:
+    """Texts the champion never trained on: the frozen validation and test splits it is judged on and
+    past rounds' feedback holdouts (so labels grown since the first model are represented)."""
+    splits = load_splits(settings, champion.test_version)
+    past = ReplayBuffer.load(regression_path(settings)).sample()
+    frames = [splits.validation, splits.test, past]
+    return [str(t) for t in pd.concat([f["text"] for f in frames], ignore_index=True)]
 
 
 def _cached_predictions(
     path: Path, texts: list[str], settings: Settings, champion: Champion
-) -> tuple[list[str], np.ndarray]:
+) -> ReferenceScores:
     if path.exists():
         cached = pd.read_parquet(path)
         if cached["text"].tolist() == texts:
-            return cached["predicted_label"].tolist(), cached["confidence"].to_numpy()
+            return ReferenceScores(cached["predicted_label"].tolist(), cached["confidence"].to_numpy())
     classifier = load_classifier(champion.model_dir, max_length=settings.training.max_length)
     labels, confidences = classifier.predict(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pd.DataFrame({"text": texts, "predicted_label": labels, "confidence": confidences}).to_parquet(tmp)
     tmp.replace(path)
-    return list(labels), np.asarray(confidences)
+    return ReferenceScores(list(labels), np.asarray(confidences))

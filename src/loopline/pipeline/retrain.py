@@ -57,9 +57,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         )
     old_labels = champion_labels(champion.model_dir)
     new_labels = sorted(set(feedback["label"].astype(str)) - set(old_labels))
-    test_version = champion.tags.get("loopline.test_version") or champion.tags.get(
-        "loopline.dataset_version", ""
-    )
+    test_version = champion.test_version
     base = load_splits(settings, test_version)
     replay = _replay_buffer(settings, base.train)
     parts = create_splits(feedback[["text", "label"]].astype(str), FEEDBACK_SPLIT, settings.training.seed)

@@ -12,6 +12,7 @@ from loopline.errors import DataError
 from loopline.monitoring.drift import (
     DriftInputs,
     NoveltyDetector,
+    ReferenceScores,
     categorical_drift,
     check_drift,
     confidence_drift,
@@ -204,3 +205,35 @@ def test_synthetic_words_are_shared_by_reference_and_window() -> None:
     # Guards the descriptor tests: same-distribution texts must share a vocabulary.
     counts = Counter(" ".join(make_texts(200, np.random.default_rng(9))).split())
     assert set(counts) <= set(WORDS)
+
+
+def test_prediction_and_confidence_drift_compare_with_held_out_scores(
+    reference_inputs, fitted, known_centres
+) -> None:
+    # The champion on its own training texts: sure of itself (mean ~0.96). On unseen texts of the same
+    # distribution it is less so (mean ~0.80) - a window of those is no drift.
+    rng = np.random.default_rng(9)
+    current = _inputs(sample_clusters(known_centres, 300, rng), rng)
+    unsure = rng.beta(4, 1, size=len(current))
+    current = DriftInputs(current.texts, current.embeddings, current.labels, current.predicted_labels, unsure)
+    training = DriftInputs(
+        reference_inputs.texts,
+        reference_inputs.embeddings,
+        reference_inputs.labels,
+        reference_inputs.predicted_labels,
+        rng.beta(24, 1, size=len(reference_inputs)),
+    )
+    against_training = check_drift(training, current, MonitorConfig(), fitted)
+    assert against_training.confidence_alarm  # the false alarm a training-text reference raises
+
+    held_out = ReferenceScores(list(rng.choice(["a", "b", "c"], size=800)), rng.beta(4, 1, size=800))
+    report = check_drift(training, current, MonitorConfig(), fitted, held_out=held_out)
+    assert report.confidence is not None and not report.confidence_alarm
+    assert report.confidence.reference_mean == pytest.approx(float(held_out.confidences.mean()))
+    assert report.prediction is not None and report.prediction.reference_rows == 800
+    assert not report.drift_detected
+
+
+def test_reference_scores_need_one_confidence_per_label() -> None:
+    with pytest.raises(DataError, match="2 labels and 3 confidences"):
+        ReferenceScores(["a", "b"], np.array([0.9, 0.8, 0.7]))
