@@ -41,3 +41,12 @@ def test_speed_cpu_smoke_prints_the_ratio() -> None:
 def test_drift_smoke_prints_false_alarms_and_detection() -> None:
     output = _run("bench_drift.py", "--data", str(BANKING77))
     assert "false alarm" in output.lower() and "20%" in output
+
+
+def test_drift_scores_smoke_compares_both_references() -> None:
+    output = _run("bench_drift_scores.py")
+    rows = {line.split("|")[1].strip(): line for line in output.splitlines() if line.startswith("| ")}
+    assert {"training texts", "held-out texts"} <= set(rows)
+    for name in ("training texts", "held-out texts"):
+        cells = [cell.strip() for cell in rows[name].strip("|").split("|")]
+        assert cells[3].endswith("%)") and cells[4].endswith("%)"), cells  # "k/5 (p%)" alarms
