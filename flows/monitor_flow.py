@@ -51,7 +51,7 @@ def monitor_flow(
         raise
     end_run(run_id)
     summary: dict[str, Any] = {**asdict(outcome), "run_id": run_id, "retrain_result": None}
-    summary["report_path"] = str(outcome.report_path) if outcome.report_path else None
+    summary["report_paths"] = [str(path) for path in outcome.report_paths]
     if not outcome.retrain or trigger == "none":
         return summary
     logger.info("Policy says retrain: %s", outcome.reason)

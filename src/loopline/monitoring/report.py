@@ -4,7 +4,10 @@ The report holds, for the same reference and window that ``check_drift`` judged:
 ``EmbeddingsDrift`` on the sentence embeddings (its default: a domain classifier, drift when its
 ROC AUC > 0.55), ``ValueDrift`` per column (label, predicted_label, confidence, text_length,
 oov_rate and the first principal components of the embeddings) with Evidently's default tests,
-and optionally its text drift on the raw ``text`` column.
+and optionally its text drift on the raw ``text`` column. A second, smaller report
+(``make_scores_frames``) compares the champion's predicted labels and confidences on the window with
+its scores on held-out texts: those are other rows than the reference texts, and scores on the
+training texts themselves would show every window as drifted.
 
 Why Evidently's numbers are logged but do not decide: on BANKING77 with 12 intents held out as
 new, Evidently's embedding and text drift defaults miss most windows with a 10–20% share of new
@@ -23,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from loopline.errors import DataError
-from loopline.monitoring.drift import DriftInputs, oov_rates, reference_vocabulary, text_lengths
+from loopline.monitoring.drift import (
+    DriftInputs,
+    ReferenceScores,
+    oov_rates,
+    reference_vocabulary,
+    text_lengths,
+)
 from loopline.telemetry import disable_telemetry
 
 logger = logging.getLogger(__name__)
@@ -81,6 +90,30 @@ def make_report_frames(
     )
 
 
+def make_scores_frames(held_out: ReferenceScores, current: DriftInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current frames of ``predicted_label`` and ``confidence``: the champion's scores on
+    held-out texts and on the window."""
+    if current.predicted_labels is None or current.confidences is None:
+        raise DataError(
+            "The window has no predicted labels or confidences to compare.",
+            where="make_scores_frames(current=...)",
+            hint="Predict the window with the champion first (monitor does).",
+        )
+
+    def frame(labels: Any, confidences: Any) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "predicted_label": [str(v) for v in labels],
+                "confidence": np.asarray(confidences, dtype=np.float64),
+            }
+        )
+
+    return (
+        frame(held_out.predicted_labels, held_out.confidences),
+        frame(current.predicted_labels, current.confidences),
+    )
+
+
 def _usable(column: str, reference_df: pd.DataFrame, current_df: pd.DataFrame) -> bool:
     return all(column in df.columns and df[column].notna().any() for df in (reference_df, current_df))
 
@@ -123,11 +156,11 @@ def build_evidently_report(
     from evidently import Dataset, Report
 
     for name, frame in (("reference_df", reference_df), ("current_df", current_df)):
-        if frame.empty or "text" not in frame.columns:
+        if frame.empty or (text_drift and "text" not in frame.columns):
             raise DataError(
-                f"{name} is empty or has no 'text' column.",
+                f"{name} is empty" + (" or has no 'text' column" if text_drift else "") + ".",
                 where=f"build_evidently_report({name}=...)",
-                hint="Build the frames with loopline.monitoring.report.make_report_frames.",
+                hint="Build the frames with make_report_frames or make_scores_frames.",
             )
     definition, metrics = _definition_and_metrics(reference_df, current_df, text_drift)
     report = Report(metrics, include_tests=True)

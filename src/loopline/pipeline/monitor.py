@@ -16,7 +16,13 @@ from loopline.config import Settings
 from loopline.errors import LooplineError
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
-from loopline.monitoring.drift import DriftInputs, DriftReport, NoveltyDetector, check_drift
+from loopline.monitoring.drift import (
+    DriftInputs,
+    DriftReport,
+    NoveltyDetector,
+    ReferenceScores,
+    check_drift,
+)
 from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, load_champion
@@ -35,7 +41,7 @@ class MonitorOutcome:
     retrain: bool
     reason: str
     decision_id: int
-    report_path: Path | None
+    report_paths: list[Path]  # Evidently HTML: texts and embeddings; the champion's scores
 
 
 def require_champion(settings: Settings) -> Champion:
@@ -62,7 +68,7 @@ def monitor_window(
     champion = require_champion(settings)
     last_check = store.last_decision("monitor")
     window = _window(store, last_check.created_at if last_check else None)
-    report, html = _check_window(settings, champion, window, run_id) if not window.empty else (None, None)
+    report, reports = _check_window(settings, champion, window, run_id) if not window.empty else (None, [])
     labelled = len(store.accepted_unused_feedback())
     decision = decide_retrain(
         report, labelled, store.last_retrain_at(), now, settings.monitor, scheduled=scheduled
@@ -77,10 +83,17 @@ def monitor_window(
         run_id=run_id,
     )
     if run_id:
-        _log_monitoring(run_id, drift, decision, html)
+        _log_monitoring(run_id, drift, decision, reports)
     logger.info("Monitor decision: %s — %s", "RETRAIN" if decision.retrain else "no retrain", decision.reason)
     return MonitorOutcome(
-        champion.version, len(window), labelled, drift, decision.retrain, decision.reason, decision_id, html
+        champion.version,
+        len(window),
+        labelled,
+        drift,
+        decision.retrain,
+        decision.reason,
+        decision_id,
+        reports,
     )
 
 
@@ -108,7 +121,7 @@ def _current_inputs(settings: Settings, champion: Champion, window: pd.DataFrame
 
 def _check_window(
     settings: Settings, champion: Champion, window: pd.DataFrame, run_id: str | None
-) -> tuple[DriftReport, Path | None]:
+) -> tuple[DriftReport, list[Path]]:
     loaded = load_reference(settings, champion)
     # No reference predictions here: they come from held-out texts, other rows than these.
     reference = DriftInputs(loaded.texts, loaded.embeddings, loaded.labels)
@@ -122,7 +135,7 @@ def _check_window(
         reference_accuracy=_champion_accuracy(champion),
         held_out=loaded.held_out,
     )
-    return report, _evidently_html(settings, reference, current, run_id)
+    return report, _evidently_html(settings, reference, current, loaded.held_out, run_id)
 
 
 def _champion_accuracy(champion: Champion) -> float | None:
@@ -134,20 +147,39 @@ def _champion_accuracy(champion: Champion) -> float | None:
 
 
 def _evidently_html(
-    settings: Settings, reference: DriftInputs, current: DriftInputs, run_id: str | None
-) -> Path | None:
-    """Evidently's report of the same window, kept as evidence beside loopline's calibrated detector."""
-    from loopline.monitoring.report import build_evidently_report, make_report_frames, save_report_html
+    settings: Settings,
+    reference: DriftInputs,
+    current: DriftInputs,
+    held_out: ReferenceScores,
+    run_id: str | None,
+) -> list[Path]:
+    """Evidently's reports for people (loopline's checks decide): texts and embeddings against the
+    training reference; predicted labels and confidences against the held-out scores."""
+    from loopline.monitoring.report import (
+        build_evidently_report,
+        make_report_frames,
+        make_scores_frames,
+        save_report_html,
+    )
 
-    path = settings.home / "reports" / f"drift-{run_id or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.html"
-    try:
-        return save_report_html(build_evidently_report(*make_report_frames(reference, current)), path)
-    except Exception as err:
-        logger.warning("Evidently report could not be built: %s", err)
-        return None
+    stem = f"drift-{run_id or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    reports = {
+        stem: lambda: make_report_frames(reference, current),
+        f"{stem}-scores": lambda: make_scores_frames(held_out, current),
+    }
+    paths = []
+    for name, frames in reports.items():
+        try:
+            snapshot = build_evidently_report(*frames())
+            paths.append(save_report_html(snapshot, settings.home / "reports" / f"{name}.html"))
+        except Exception as err:  # a report for people must never fail the monitor
+            logger.warning("Evidently report %s could not be built: %s", name, err)
+    return paths
 
 
-def _log_monitoring(run_id: str, drift: dict[str, Any], decision: TriggerDecision, html: Path | None) -> None:
+def _log_monitoring(
+    run_id: str, drift: dict[str, Any], decision: TriggerDecision, reports: list[Path]
+) -> None:
     client = MlflowClient()
     client.log_metric(run_id, "window_size", float(drift.get("window_size", 0)))
     novelty = drift.get("novelty") or {}
@@ -165,5 +197,5 @@ def _log_monitoring(run_id: str, drift: dict[str, Any], decision: TriggerDecisio
         },
         "monitoring/drift_report.json",
     )
-    if html is not None:
-        log_file(run_id, html, "monitoring")
+    for path in reports:
+        log_file(run_id, path, "monitoring")

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from tests.unit.monitoring.conftest import make_texts, sample_clusters
 
-from loopline.monitoring.drift import DriftInputs
+from loopline.errors import DataError
+from loopline.monitoring.drift import DriftInputs, ReferenceScores
 from loopline.monitoring.report import (
     build_evidently_report,
     extract_evidently_numbers,
     make_report_frames,
+    make_scores_frames,
     save_report_html,
 )
 
@@ -71,3 +73,24 @@ def test_evidently_report_builds_extracts_and_saves_html(frames, tmp_path: Path)
     assert numbers["drifted_columns"]["count"] >= 1 and numbers["text"] is None
     path = save_report_html(snapshot, tmp_path / "reports" / "drift.html")
     assert path.is_file() and "<html" in path.read_text(encoding="utf-8")[:2000].lower()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_scores_report_compares_window_scores_with_held_out_scores(known_centres, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    held_out = ReferenceScores(list(rng.choice(["a", "b"], size=300)), rng.beta(8, 1, size=300))
+    window = _inputs(known_centres, 200, 4, ["a", "b"])
+    unsure = DriftInputs(
+        window.texts, window.embeddings, window.labels, window.predicted_labels, rng.beta(2, 2, size=200)
+    )
+    reference_df, current_df = make_scores_frames(held_out, unsure)
+    assert list(reference_df.columns) == ["predicted_label", "confidence"] and len(reference_df) == 300
+    numbers = extract_evidently_numbers(build_evidently_report(reference_df, current_df))
+    assert set(numbers["columns"]) == {"predicted_label", "confidence"}
+    assert numbers["columns"]["confidence"]["drift_detected"]  # mean 0.89 -> 0.5
+    assert numbers["embeddings"] is None
+    path = save_report_html(build_evidently_report(reference_df, current_df), tmp_path / "scores.html")
+    assert path.is_file()
+
+    with pytest.raises(DataError, match="no predicted labels or confidences"):
+        make_scores_frames(held_out, DriftInputs(window.texts, window.embeddings))
