@@ -10,8 +10,8 @@ window's predicted labels and confidences go through loopline's ``categorical_dr
 * training texts: what loopline used before (the model is over-confident on them);
 * held-out texts: what ``pipeline.reference`` uses now (``ReferenceScores``).
 
-    python benchmarks/bench_drift_scores.py --data ../shared/data/banking77 \
-        --model-dir .loopline/bench/quality/seed-13/model --seed 13
+    python benchmarks/bench_quality.py --data ../shared/data/banking77 --seeds 13 --threads 1   # first
+    python benchmarks/bench_drift_scores.py --data ../shared/data/banking77 --seed 13
     python benchmarks/bench_drift_scores.py --smoke    # tiny random BERT, demo data, seconds
 
 Appends a section to benchmarks/RESULTS.md (not with --smoke unless --results is given).
@@ -31,6 +31,7 @@ import pandas as pd
 
 from bench_quality import split_validation
 from common import (
+    REPO_ROOT,
     append_section,
     command_line,
     git_commit,
@@ -66,7 +67,11 @@ class FalseAlarms:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="Folder with train.csv and test.csv (text,category).")
-    parser.add_argument("--model-dir", type=Path, help="A fine-tuned model folder (transformers format).")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="A fine-tuned model folder (default: bench_quality's model of --seed, under .loopline/bench).",
+    )
     parser.add_argument("--seed", type=int, default=13, help="The model's validation split seed.")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="As bench_quality cut it.")
     parser.add_argument("--reference", type=int, default=3000, help="Training texts in that reference.")
@@ -76,10 +81,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="Tiny random BERT on demo data, seconds.")
     parser.add_argument("--results", type=Path, help="Markdown file to append to (default RESULTS.md).")
     args = parser.parse_args(argv)
-    if not args.smoke and (args.data is None or args.model_dir is None):
-        parser.error("--data and --model-dir are required, except with --smoke")
     if args.smoke:
         args.reference, args.windows, args.window_size = 200, 5, 100
+        return args
+    if args.data is None:
+        parser.error("--data is required (a folder with train.csv and test.csv), except with --smoke")
+    args.model_dir = (
+        args.model_dir or REPO_ROOT / ".loopline" / "bench" / "quality" / f"seed-{args.seed}" / "model"
+    )
+    if not (args.model_dir / "config.json").is_file():
+        parser.error(
+            f"no fine-tuned model at {args.model_dir}: run bench_quality.py --seeds {args.seed} first, "
+            "or pass --model-dir"
+        )
     return args
 
 
