@@ -55,7 +55,6 @@ from sklearn.metrics import accuracy_score
 
 from common import (
     REPO_ROOT,
-    append_section,
     command_line,
     git_commit,
     load_average,
@@ -64,7 +63,7 @@ from common import (
     markdown_table,
     packaged_model_path,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -661,11 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = RunState(settings, stream, workdir, {name: Track(name) for name in METHODS})
         run_stream(state, args)
     lines = report_lines(state, args, f"{load_before} → {load_average()}", commit)
-    print("\n".join(lines), flush=True)
-    target = results_target(args.results, args.smoke, args.no_write)
-    if target is not None:
-        append_section(target, lines)
-        print(f"\nAppended to {target}")
+    publish_section(lines, args.results, args.smoke, args.no_write)
     return 0
 
 

@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 
 from common import (
-    append_section,
     command_line,
     git_commit,
     load_average,
@@ -50,7 +49,7 @@ from common import (
     machine_line,
     packaged_model_path,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -382,10 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_row = embedding_cost_per_row(corpus)
         lines = run_benchmark(corpus, args, per_row)
     lines.insert(3, f"- load average (1/5/15 min) before → after: {load_before} → {load_average()}")
-    print("\n".join(lines))
-    target = results_target(args.results, args.smoke)
-    if target is not None:
-        print(f"\nAppended to {append_section(target, lines)}")
+    publish_section(lines, args.results, args.smoke)
     return 0
 
 

@@ -32,14 +32,13 @@ import pandas as pd
 from bench_quality import split_validation
 from common import (
     REPO_ROOT,
-    append_section,
     command_line,
     git_commit,
     load_labelled_csv,
     machine_line,
     markdown_table,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -187,11 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     results = [count_false_alarms(reference, sets[2], args) for reference in sets[:2]]
     lines = report_lines(args, sets, results)
-    print("\n".join(lines), flush=True)
-    target = results_target(args.results, args.smoke)
-    if target is not None:
-        append_section(target, lines)
-        print(f"\nAppended to {target}")
+    publish_section(lines, args.results, args.smoke)
     return 0
 
 

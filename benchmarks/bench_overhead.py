@@ -48,14 +48,13 @@ from urllib.request import urlopen
 
 from common import (
     REPO_ROOT,
-    append_section,
     command_line,
     git_commit,
     load_average,
     machine_line,
     markdown_table,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -620,11 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
             timings = run_all(args, Path(tmp))
     section = format_section(args, timings, f"{load_before} → {load_average()}")
-    print("\n".join(section))
-    target = results_target(args.results, args.smoke, args.no_write)
-    if target is not None:
-        append_section(target, section)
-        print(f"Appended to {target}")
+    publish_section(section, args.results, args.smoke, args.no_write)
     return 0
 
 

@@ -35,7 +35,6 @@ from sklearn.model_selection import train_test_split
 
 from common import (
     REPO_ROOT,
-    append_section,
     command_line,
     git_commit,
     load_average,
@@ -44,7 +43,7 @@ from common import (
     markdown_table,
     packaged_model_path,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -329,11 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp) if args.smoke else (args.workdir or REPO_ROOT / ".loopline" / "bench" / "quality")
         results = run_seeds(train, test, base_model, args, workdir)
     lines = report_lines(args, results, len(train), f"{load_before} → {load_average()}", commit)
-    print("\n".join(lines), flush=True)
-    target = results_target(args.results, args.smoke, args.no_write)
-    if target is not None:
-        append_section(target, lines)
-        print(f"\nAppended to {target}")
+    publish_section(lines, args.results, args.smoke, args.no_write)
     return 0
 
 

@@ -33,14 +33,13 @@ from transformers import (
 
 from common import (
     RESULTS_PATH,
-    append_section,
     command_line,
     git_commit,
     load_average,
     load_labelled_csv,
     machine_line,
     packaged_model_path,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -321,11 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         model_path, reference, loopline, walls = run_both(train, val, labels, args, Path(tmp))
     table = format_table(reference, loopline)
     section = format_section(args, model_path, table, walls, f"{load_before} → {load_average()}")
-    print(section)
-    results = results_target(args.results, args.smoke, args.no_write)
-    if results is not None:
-        append_section(results, section.splitlines())
-        print(f"Appended to {results}")
+    publish_section(section.splitlines(), args.results, args.smoke, args.no_write)
     return 0
 
 

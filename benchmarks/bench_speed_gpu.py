@@ -36,7 +36,6 @@ import pandas as pd
 import torch
 
 from common import (
-    append_section,
     command_line,
     git_commit,
     load_average,
@@ -45,7 +44,7 @@ from common import (
     markdown_table,
     packaged_model_path,
     prepare_environment,
-    results_target,
+    publish_section,
     tiny_model,
     utc_now,
 )
@@ -494,11 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-speed-gpu-") as tmp:
         results = [bench_model(name, data, args, Path(tmp)) for name in args.models]
     section = format_section(args, results, f"{load_before} → {load_average()}")
-    print("\n".join(section))
-    target = results_target(args.results, args.smoke, args.no_write)
-    if target is not None:
-        append_section(target, section)
-        print(f"Appended to {target}")
+    publish_section(section, args.results, args.smoke, args.no_write)
     return 0
 
 

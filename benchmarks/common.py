@@ -166,3 +166,15 @@ def append_section(path: Path, lines: Sequence[str]) -> Path:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(header + "\n".join(lines).rstrip("\n") + "\n\n")
     return path
+
+
+def publish_section(
+    lines: Sequence[str], results: Path | None, smoke: bool, no_write: bool = False
+) -> Path | None:
+    """Print a run's section, then append it where ``results_target`` says; returns that file, if any."""
+    print("\n".join(lines), flush=True)
+    target = results_target(results, smoke, no_write)
+    if target is not None:
+        append_section(target, lines)
+        print(f"\nAppended to {target}")
+    return target
