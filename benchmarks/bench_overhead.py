@@ -444,8 +444,8 @@ def run_mode(mode: str, spec: dict[str, Any], workdir: Path, api_url: str | None
 
 
 def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, ModeTiming]:
-    with contextlib.ExitStack() as stack:
-        api_url = stack.enter_context(prefect_server(workdir)) if args.prefect_server else None
+    server = prefect_server(workdir) if args.prefect_server else contextlib.nullcontext(None)
+    with server as api_url:
         return run_modes(args, workdir, api_url)
 
 

@@ -50,3 +50,17 @@ def test_drift_scores_smoke_compares_both_references() -> None:
     for name in ("training texts", "held-out texts"):
         cells = [cell.strip() for cell in rows[name].strip("|").split("|")]
         assert cells[3].endswith("%)") and cells[4].endswith("%)"), cells  # "k/5 (p%)" alarms
+
+
+def test_drift_scores_without_a_model_says_which_benchmark_makes_one(tmp_path: Path) -> None:
+    missing = tmp_path / "no-model"
+    script = str(REPO_ROOT / "benchmarks" / "bench_drift_scores.py")
+    done = subprocess.run(
+        [sys.executable, script, "--data", str(tmp_path), "--model-dir", str(missing)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"no fine-tuned model at {missing}" in done.stderr and "bench_quality.py --seeds 13" in done.stderr

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from loopline.config import Settings
-from loopline.data.replay import ReplayBuffer
 from loopline.data.snapshots import load_snapshot
 from loopline.errors import LooplineError
 from loopline.inference import load_classifier
@@ -18,7 +17,7 @@ from loopline.monitoring.drift import ReferenceScores
 from loopline.monitoring.embeddings import load_or_compute_reference_embeddings
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
-from loopline.pipeline.retrain import regression_path
+from loopline.pipeline.retrain import load_past_holdouts
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,7 @@ def held_out_texts(settings: Settings, champion: Champion) -> list[str]:
     """Texts the champion never trained on: the frozen validation and test splits it is judged on and
     past rounds' feedback holdouts (so labels grown since the first model are represented)."""
     splits = load_splits(settings, champion.test_version)
-    past = ReplayBuffer.load(regression_path(settings)).sample()
-    frames = [splits.validation, splits.test, past]
+    frames = [splits.validation, splits.test, load_past_holdouts(settings)]
     return [str(t) for t in pd.concat([f["text"] for f in frames], ignore_index=True)]
 
 

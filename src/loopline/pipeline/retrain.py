@@ -68,7 +68,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         "feedback": parts.test,
         "feedback_train": parts.train,
     }
-    past_holdouts = ReplayBuffer.load(regression_path(settings)).sample()
+    past_holdouts = load_past_holdouts(settings)
     if not past_holdouts.empty:  # else it would be the test set again
         frames["regression"] = pd.concat([base.test, past_holdouts], ignore_index=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +139,11 @@ def replay_path(settings: Settings) -> Path:
 def regression_path(settings: Settings) -> Path:
     """Past rounds' feedback holdouts, class-balanced (a ReplayBuffer file of rows never trained on)."""
     return settings.data_dir / "regression.parquet"
+
+
+def load_past_holdouts(settings: Settings) -> pd.DataFrame:
+    """Past rounds' feedback holdouts (text, label): rows no model was trained on; empty before any round."""
+    return ReplayBuffer.load(regression_path(settings)).sample()
 
 
 def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:
