@@ -12,13 +12,17 @@ from prefect.states import State
 
 from loopline.config import Settings, load_settings
 from loopline.errors import LooplineError
+from loopline.stores import connect
 from loopline.telemetry import disable_telemetry
 
 
 def flow_settings(config_file: str | None, overrides: dict[str, Any] | None) -> Settings:
-    """Settings for one flow run: file + env + overrides given as flow parameters (JSON-safe)."""
+    """Settings for one flow run (file + env + overrides given as flow parameters, JSON-safe), with every
+    store connected: a flow run may be the first thing a worker process does."""
     disable_telemetry()
-    return load_settings(Path(config_file) if config_file else None, **(overrides or {}))
+    settings = load_settings(Path(config_file) if config_file else None, **(overrides or {}))
+    connect(settings)
+    return settings
 
 
 def retry_unless_user_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

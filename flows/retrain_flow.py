@@ -7,8 +7,6 @@ without training or registering twice (the retrain key of champion + feedback ro
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,12 +18,13 @@ from flows.common import current_flow_run_id, flow_settings, retry_unless_user_e
 from loopline.config import Settings
 from loopline.errors import GateFailed
 from loopline.evaluation.gate import GateReport
+from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.monitor import require_champion
-from loopline.pipeline.publish import PublishOutcome, publish_candidate
+from loopline.pipeline.publish import PublishOutcome, promote_published, publish_candidate
 from loopline.pipeline.retrain import (
     RetrainPlan,
     find_version_for_key,
@@ -33,6 +32,7 @@ from loopline.pipeline.retrain import (
     plan_retrain,
     save_training_snapshot,
 )
+from loopline.processes import holder_is_dead, holder_name
 from loopline.tracking import end_run, git_commit, start_run
 from loopline.training.trainer import TrainResult
 
@@ -95,7 +95,7 @@ def register_round(
         trained.model_dir,
         gate,
         lineage,
-        reason=f"retrain_flow: continual round on {len(plan.feedback_ids)} feedback rows",
+        reason=_publish_reason(plan),
     )
 
 
@@ -109,34 +109,25 @@ def finish_round(settings: Settings, plan: RetrainPlan, version: str) -> None:
 def retrain_flow(
     reason: str = "manual", config_file: str | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One continual-learning round; returns a JSON-safe summary (status: promoted/registered/...)."""
+    """One continual-learning round; returns a JSON-safe summary (status promoted, registered, reused or
+    skipped: another round holds the lock, or no feedback waits)."""
     settings = flow_settings(config_file, overrides)
-    holder = f"{socket.gethostname()}:{os.getpid()}:{current_flow_run_id() or uuid.uuid4()}"
+    holder = holder_name(current_flow_run_id() or str(uuid.uuid4()))
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         if not store.acquire_lock(LOCK, holder, stale_after=LOCK_STALE_AFTER, holder_is_dead=holder_is_dead):
-            why = "skipped: another retrain holds the lock"
-            store.record_decision("retrain", False, why, {"status": "skipped", "trigger": reason})
-            get_run_logger().warning(why)
-            return {"status": "skipped", "reason": why}
+            return _skip(store, reason, "skipped: another retrain holds the lock")
         try:
+            if store.accepted_unused_feedback().empty:
+                return _skip(store, reason, "skipped: no accepted, unused labelled feedback to retrain on")
             return _retrain_round(settings, store, reason)
         finally:
             store.release_lock(LOCK, holder)
 
 
-def holder_is_dead(holder: str) -> bool:
-    """A lock holder ``host:pid:run`` on this host whose process is gone (killed mid-retrain)."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's holder: only the stale_after timeout can free it
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def _skip(store: FeedbackStore, trigger: str, why: str) -> dict[str, Any]:
+    store.record_decision("retrain", False, why, {"status": "skipped", "trigger": trigger})
+    get_run_logger().warning(why)
+    return {"status": "skipped", "reason": why}
 
 
 def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dict[str, Any]:
@@ -159,10 +150,17 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
             logger.info(
                 "Feedback already trained into v%s (rerun after a crash); finishing the round", existing
             )
+            published = promote_published(settings, existing, None, _publish_reason(plan))
             finish_round(settings, plan, existing)
             end_run(run_id)
-            return {"status": "reused", "version": existing, "run_id": run_id}
+            return {
+                "status": "reused",
+                "version": existing,
+                "aliases": list(published.aliases),
+                "run_id": run_id,
+            }
         trained = train_warm(settings, plan, run_id)
+        crash_point("retrain.trained")
         gate = gate_round(settings, plan, trained, run_id)
         published = register_round(settings, plan, trained, gate, run_id)
         finish_round(settings, plan, published.version)
@@ -203,3 +201,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
         "new_labels": plan.new_labels,
         "gate": gate.to_dict(),
     }
+
+
+def _publish_reason(plan: RetrainPlan) -> str:
+    return f"retrain_flow: continual round on {len(plan.feedback_ids)} feedback rows"

@@ -5,6 +5,8 @@ Run it with ``loopline train --data PATH`` or ``python -m flows.train_flow PATH`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,18 @@ from flows.common import current_flow_run_id, flow_settings, retry_unless_user_e
 from loopline.config import Settings
 from loopline.data.snapshots import DatasetVersion
 from loopline.evaluation.gate import GateReport
+from loopline.faults import crash_point
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import load_champion
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.ingest import IngestOutcome, ingest_training_data
-from loopline.pipeline.publish import PublishOutcome, publish_candidate
+from loopline.pipeline.publish import PublishOutcome, promote_published, publish_candidate
+from loopline.pipeline.retrain import find_version_for_key
 from loopline.tracking import end_run, git_commit, start_run
 from loopline.training.trainer import TrainResult
+
+TRAIN_KEY_TAG = "loopline.train_key"
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_user_error, cache_policy=NO_CACHE)
@@ -88,18 +94,45 @@ def train_flow(
     )
     try:
         ingested = ingest_data(settings, data_path, text_column, label_column, run_id)
+        key = train_key(settings, ingested.snapshot)
+        existing = find_version_for_key(settings, key, tag=TRAIN_KEY_TAG)
+        if existing is not None:
+            end_run(run_id)
+            logger.info(
+                "This data and these settings were trained into v%s before; not training again", existing
+            )
+            published = promote_published(
+                settings, existing, None, "train_flow: rerun of a registered training"
+            )
+            return _summary(run_id, published, ingested, None, {"passed": True, "checks": []}, reused=True)
         champion = load_champion(settings)
         trained = train_candidate(settings, ingested.snapshot, run_id)
+        crash_point("train.trained")
         gate = gate_candidate(
             settings, ingested.snapshot, trained, str(champion.model_dir) if champion else None, run_id
         )
-        lineage = _lineage(settings, ingested, champion.version if champion else "", gate)
+        lineage = {
+            **_lineage(settings, ingested, champion.version if champion else "", gate),
+            TRAIN_KEY_TAG: key,
+        }
         published = register_candidate(settings, run_id, trained, gate, lineage)
     except BaseException:
         end_run(run_id, failed=True)
         raise
     end_run(run_id)
     logger.info("Registered %s v%s %s", published.model_name, published.version, list(published.aliases))
+    return _summary(run_id, published, ingested, trained.best_val_macro_f1, gate.to_dict(), reused=False)
+
+
+def _summary(
+    run_id: str,
+    published: PublishOutcome,
+    ingested: IngestOutcome,
+    best_val_macro_f1: float | None,
+    gate: dict[str, Any],
+    *,
+    reused: bool,
+) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "model_name": published.model_name,
@@ -107,9 +140,22 @@ def train_flow(
         "aliases": list(published.aliases),
         "dataset_version": ingested.snapshot.version,
         "quarantined_rows": ingested.quarantined_rows,
-        "best_val_macro_f1": trained.best_val_macro_f1,
-        "gate": gate.to_dict(),
+        "best_val_macro_f1": best_val_macro_f1,
+        "gate": gate,
+        "reused": reused,
     }
+
+
+def train_key(settings: Settings, snapshot: DatasetVersion) -> str:
+    """The same data, base model and training settings → the same key: a rerun after a crash past
+    registration (or a cron job run twice) reuses the version instead of registering a duplicate."""
+    payload = {
+        "data": snapshot.content_hash,
+        "base_model": settings.resolved_base_model,
+        "training": settings.training.model_dump(),
+        "split": settings.split.model_dump(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _lineage(

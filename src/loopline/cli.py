@@ -17,10 +17,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from loopline.config import Settings, load_settings
-from loopline.errors import LooplineError
+from loopline.errors import ConfigError, LooplineError
 from loopline.telemetry import disable_telemetry
 from loopline.tracking import current_user
 
@@ -40,6 +42,17 @@ LabelColOpt = Annotated[
 ]
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Folder of the embedded stores (default .loopline).")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of the file (default utf-8; a BOM is recognised)."),
+]
+LabelMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--label-map",
+        help="Stored labels → names, e.g. 0=bearish,1=bullish,2=neutral, or a JSON file of that mapping.",
+    ),
 ]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,25 +74,71 @@ def _entry() -> None:
 
 
 def friendly_errors(func: F) -> F:
-    """Bad input ends with the error's own message (what, where, what to do), not a stack trace."""
+    """Bad input ends with the error's own message (what, where, what to do) and exit code 2, not a stack
+    trace. User text in messages is printed as it is, never read as Rich markup."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except LooplineError as err:
-            err_console.print(f"[bold red]{type(err).__name__}:[/] {err}")
-            raise typer.Exit(2) from None
-        except FileNotFoundError as err:
-            err_console.print(f"[bold red]File not found:[/] {err}")
-            raise typer.Exit(2) from None
+            fail(f"{type(err).__name__}: {err}")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+            fail(f"{type(err).__name__}: {err.strerror or err} — {err.filename or ''}".rstrip(" —"))
 
     return wrapper  # type: ignore[return-value]
 
 
-def _settings(config: Path | None, home: Path | None, **overrides: Any) -> Settings:
+def fail(message: str) -> None:
+    """Print ``message`` (as plain text) on stderr and exit with code 2."""
+    err_console.print(Text(message, style="bold red"))
+    raise typer.Exit(2)
+
+
+def _settings(
+    config: Path | None, home: Path | None, *, connect_stores: bool = True, **overrides: Any
+) -> Settings:
+    """Resolve the settings once, then point every store at them (unless the command touches none)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return load_settings(config, home=home, **overrides)
+    settings = load_settings(config, home=home, **overrides)
+    if connect_stores:
+        from loopline.stores import connect
+
+        connect(settings)
+    return settings
+
+
+def parse_label_map(value: str | None) -> dict[str, str] | None:
+    """``0=bearish,1=bullish`` or the path of a JSON object; None when not given."""
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_file():
+        try:
+            mapping = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"Cannot read the label map: {err}", where=str(path)) from None
+        if not isinstance(mapping, dict):
+            raise ConfigError("The label map file must hold one JSON object", where=str(path))
+        return {str(k): str(v) for k, v in mapping.items()}
+    pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+    if not pairs or any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise ConfigError(
+            f"Cannot read --label-map {value!r}",
+            where="--label-map",
+            hint="Write STORED=NAME pairs separated by commas, e.g. 0=bearish,1=bullish, or a JSON file.",
+        )
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def say(message: str) -> None:
+    """Print a line of plain text: file names, labels and texts are never read as Rich markup."""
+    console.print(Text(message))
+
+
+def _cell(value: object) -> Text:
+    """A table cell shown as plain text: labels and texts like '[/bold]' are data, not markup."""
+    return Text("-" if value is None else str(value))
 
 
 def _overrides(settings: Settings) -> dict[str, Any]:
@@ -99,6 +158,8 @@ def train(
     max_length: Annotated[int | None, typer.Option(help="Tokens per text.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     base_model: Annotated[str | None, typer.Option(help="Base model dir (default: packaged MiniLM).")] = None,
+    encoding: EncodingOpt = None,
+    label_map: LabelMapOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -113,8 +174,16 @@ def train(
         "seed": seed,
     }
     settings = _settings(
-        config, home, training=training, base_model=base_model, text_column=text_col, label_column=label_col
+        config,
+        home,
+        training=training,
+        base_model=base_model,
+        text_column=text_col,
+        label_column=label_col,
+        encoding=encoding,
+        label_map=parse_label_map(label_map),
     )
+    _require_file(data, "--data")
     summary = train_flow(str(data), overrides=_overrides(settings))
     print_train_summary(summary, settings)
 
@@ -125,19 +194,28 @@ def validate(
     data: Annotated[Path, typer.Argument(help="Labelled file to check against the training-data contract.")],
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    label_map: LabelMapOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Run the training-data contract on a file; failing rows go to the quarantine folder."""
     from loopline.contracts import validate_training_data
-    from loopline.data.loading import load_labelled_text
 
-    settings = _settings(config, home, text_column=text_col, label_column=label_col)
-    frame = load_labelled_text(data, settings.text_column, settings.label_column)
+    settings = _settings(
+        config,
+        home,
+        connect_stores=False,  # the contract alone: no MLflow, no feedback store
+        text_column=text_col,
+        label_column=label_col,
+        encoding=encoding,
+        label_map=parse_label_map(label_map),
+    )
+    frame = _load(settings, data)
     result = validate_training_data(
         frame, settings.contract, source=str(data), quarantine_dir=settings.quarantine_dir
     )
-    console.print(result.summary())
+    say(result.summary())
 
 
 @app.command()
@@ -148,35 +226,46 @@ def evaluate(
     version: Annotated[str | None, typer.Option(help="Model version (overrides --alias).")] = None,
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    label_map: LabelMapOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Evaluate a registered model version on a labelled file (metrics, behaviour, latency)."""
-    from loopline.data.loading import load_labelled_text
+    from loopline.errors import DataError
     from loopline.pipeline.assess import evaluate_on_sets, load_mft
     from loopline.pipeline.champion import fetch_model_dir
     from loopline.registry.models import get_alias_version
-    from loopline.tracking import configure_mlflow
 
-    settings = _settings(config, home, text_column=text_col, label_column=label_col)
-    configure_mlflow(settings)
+    settings = _settings(
+        config,
+        home,
+        text_column=text_col,
+        label_column=label_col,
+        encoding=encoding,
+        label_map=parse_label_map(label_map),
+    )
+    loaded = _load(settings, data)
     if version is None:
         found = get_alias_version(settings.model_name, alias)
         if found is None:
             raise LooplineError(
                 f"No model version has alias '{alias}'.",
-                where=settings.model_name,
+                where=f"{settings.model_name} in {settings.resolved_tracking_uri}",
                 hint="run `loopline models` to see versions and aliases.",
             )
         version = str(found.version)
-    frame = load_labelled_text(data, settings.text_column, settings.label_column).dropna()
-    reports = evaluate_on_sets(
-        fetch_model_dir(settings, version), {"eval": frame}, settings, load_mft(settings.mft_path)
-    )
+    frame = loaded.dropna(subset=["text", "label"])
+    if frame.empty:
+        raise DataError("No row has both a text and a label", where=str(data), hint="Check the columns.")
+    model_dir = fetch_model_dir(settings, version)
+    reports = evaluate_on_sets(model_dir, {"eval": frame}, settings, load_mft(settings.mft_path))
     metrics = reports["eval"].metrics
-    console.print(
-        f"{settings.model_name} v{version} on {data} ({len(frame)} rows): "
-        f"accuracy {metrics.accuracy:.4f}, macro-F1 {metrics.macro_f1:.4f}, ECE {metrics.ece:.4f}, "
+    skipped = len(loaded) - len(frame)
+    rows = f"{len(frame)} rows" + (f"; {skipped} without text or label skipped" if skipped else "")
+    say(
+        f"{settings.model_name} v{version} on {data} ({rows}): accuracy {metrics.accuracy:.4f}, "
+        f"macro-F1 {metrics.macro_f1:.4f}, ECE {metrics.ece:.4f}, "
         f"{reports['eval'].latency_ms_per_text:.2f} ms/text"
     )
 
@@ -186,23 +275,26 @@ def evaluate(
 def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
     """List registered versions with their aliases (stages), metrics and data version."""
     from loopline.registry.models import list_versions
-    from loopline.tracking import configure_mlflow
 
     settings = _settings(config, home)
-    configure_mlflow(settings)
-    table = Table(title=f"Registered model {settings.model_name}")
+    table = Table(title=Text(f"Registered model {settings.model_name}"))
     for column in ("version", "aliases", "test macro-F1", "dataset", "gate", "parent", "created"):
         table.add_column(column)
     for summary in list_versions(settings.model_name):
         tags = summary.tags
         table.add_row(
-            str(summary.version),
-            ", ".join(summary.aliases) or "-",
-            _fmt(summary.metrics.get("test.macro_f1")),
-            tags.get("loopline.dataset_version", "-"),
-            tags.get("loopline.gate", "-"),
-            tags.get("loopline.parent_version") or "-",
-            str(summary.created),
+            *map(
+                _cell,
+                (
+                    summary.version,
+                    ", ".join(summary.aliases) or "-",
+                    _fmt(summary.metrics.get("test.macro_f1")),
+                    tags.get("loopline.dataset_version", "-"),
+                    tags.get("loopline.gate", "-"),
+                    tags.get("loopline.parent_version") or "-",
+                    summary.created,
+                ),
+            )
         )
     console.print(table)
 
@@ -218,11 +310,9 @@ def promote(
     home: HomeOpt = None,
 ) -> None:
     """Move an alias (candidate / staging / production) to a version; recorded in the history."""
-    from loopline.registry.models import promote as promote_version
-    from loopline.tracking import configure_mlflow
+    from loopline.registry.promotion import promote as promote_version
 
     settings = _settings(config, home)
-    configure_mlflow(settings)
     event = promote_version(
         settings.model_name,
         version,
@@ -232,31 +322,40 @@ def promote(
         force=force,
         artifact_location=settings.resolved_artifact_location,
     )
-    console.print(f"{alias}: v{event.previous_version or '-'} → v{event.version}")
+    if event.kind == "unchanged":
+        say(f"{alias} already points to v{event.version}; nothing recorded.")
+        return
+    forced = " (forced past a failed gate)" if event.forced else ""
+    say(f"{alias}: v{event.previous_version or '-'} → v{event.version}{forced}")
 
 
 @app.command()
 @friendly_errors
 def rollback(
     alias: Annotated[str, typer.Option(help="Alias to roll back.")] = "production",
+    to: Annotated[str | None, typer.Option("--to", help="Version to go back to (gate-checked).")] = None,
+    force: Annotated[bool, typer.Option(help="With --to: go back even to a gate-failed version.")] = False,
     reason: Annotated[str, typer.Option(help="Why, for the promotion history.")] = "manual rollback",
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Move an alias back to the version it pointed to before its last promotion."""
-    from loopline.registry.models import rollback as rollback_alias
-    from loopline.tracking import configure_mlflow
+    """Move an alias back: to the latest earlier good version that was not rolled back from, or --to one."""
+    from loopline.registry.promotion import rollback as rollback_alias
 
     settings = _settings(config, home)
-    configure_mlflow(settings)
     event = rollback_alias(
         settings.model_name,
         alias=alias,
+        to=to,
+        force=force,
         actor=current_user(),
         reason=reason,
         artifact_location=settings.resolved_artifact_location,
     )
-    console.print(f"{alias}: v{event.previous_version} → v{event.version} (rollback)")
+    if event.kind == "unchanged":
+        say(f"{alias} already points to v{event.version}; nothing recorded.")
+        return
+    say(f"{alias}: v{event.previous_version or '-'} → v{event.version} (rollback)")
 
 
 @app.command()
@@ -267,23 +366,16 @@ def history(
     home: HomeOpt = None,
 ) -> None:
     """Promotion history: who moved which alias, when, from which version to which, and why."""
-    from loopline.registry.models import promotion_history
-    from loopline.tracking import configure_mlflow
+    from loopline.registry.promotion import promotion_history
 
     settings = _settings(config, home)
-    configure_mlflow(settings)
-    table = Table(title=f"Promotion history of {settings.model_name}")
-    for column in ("when", "alias", "from", "to", "who", "why"):
+    table = Table(title=Text(f"Promotion history of {settings.model_name}"))
+    for column in ("when", "alias", "kind", "from", "to", "who", "why"):
         table.add_column(column)
     for event in promotion_history(settings.model_name, alias=alias):
-        table.add_row(
-            str(event.at),
-            event.alias,
-            str(event.previous_version or "-"),
-            str(event.version),
-            event.actor,
-            event.reason,
-        )
+        kind = f"{event.kind} (forced)" if event.forced else event.kind
+        row = (event.at, event.alias, kind, event.previous_version, event.version, event.actor, event.reason)
+        table.add_row(*map(_cell, row))
     console.print(table)
 
 
@@ -303,12 +395,12 @@ def demo(
 
     from loopline.data.demo import minimum_functionality_examples, write_demo_files
     from loopline.registry.models import model_exists
-    from loopline.tracking import configure_mlflow
+    from loopline.stores import connect
 
-    settings = _settings(config, home, training={"epochs": epochs})
-    if fresh and settings.home.exists():
+    settings = _settings(config, home, connect_stores=False, training={"epochs": epochs})
+    if fresh and settings.home.is_dir():
         shutil.rmtree(settings.home)
-    configure_mlflow(settings)
+    connect(settings)
     if model_exists(settings.model_name):
         raise LooplineError(
             f"{settings.home} already holds registered versions of {settings.model_name}.",
@@ -320,14 +412,12 @@ def demo(
     pd.DataFrame(minimum_functionality_examples()).to_csv(mft_path, index=False)
     settings = settings.model_copy(update={"mft_path": settings.mft_path or mft_path})
     console.rule("[bold]loopline demo")
-    console.print(f"Synthetic demo data (generated, not real customers) in {files['train'].parent}")
+    say(f"Synthetic demo data (generated, not real customers) in {files['train'].parent}")
     result = demo_flow({k: str(v) for k, v in files.items()}, _overrides(settings))
     print_train_summary(result["bootstrap"], settings)
     print_rounds(result["rounds"])
-    console.print(f"Drift reports (HTML): {settings.home / 'reports'}; quarantine: {settings.quarantine_dir}")
-    console.print(
-        f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000"
-    )
+    say(f"Drift reports (HTML): {settings.home / 'reports'}; quarantine: {settings.quarantine_dir}")
+    say(f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000")
 
 
 def print_rounds(rounds: list[dict[str, Any]]) -> None:
@@ -351,11 +441,11 @@ def print_rounds(rounds: list[dict[str, Any]]) -> None:
         novelty = monitor["drift"].get("novelty") or {}
         retrain = monitor.get("retrain_result") or {}
         gate = retrain.get("gate") or {}
-        table.add_row(
-            str(number),
+        row = (
+            number,
             intake["batch_status"],
-            str(intake["accepted"]),
-            str(intake["quarantined"]),
+            intake["accepted"],
+            intake["quarantined"],
             _fmt(novelty.get("novel_share")),
             "yes" if monitor["drift"].get("drift_detected") else "no",
             "retrain" if monitor["retrain"] else "none",
@@ -363,9 +453,10 @@ def print_rounds(rounds: list[dict[str, Any]]) -> None:
             f"v{retrain['version']}" if retrain.get("version") else "-",
             _worst_recall_change(gate),
         )
+        table.add_row(*map(_cell, row))
     console.print(table)
     for item in rounds:
-        console.print(f"[bold]Round {item['round']}[/] — {item['monitor']['reason']}")
+        console.print(f"[bold]Round {escape(item['round'])}[/] — {escape(item['monitor']['reason'])}")
 
 
 def _worst_recall_change(gate: dict[str, Any]) -> str:
@@ -389,19 +480,38 @@ def feedback_import(
     path: Annotated[Path, typer.Argument(help="Feedback file (CSV, JSONL, Parquet) with text and label.")],
     text_col: TextColOpt = None,
     label_col: LabelColOpt = None,
+    encoding: EncodingOpt = None,
+    label_map: LabelMapOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Import a feedback file (idempotent) and run the feedback contract on it."""
+    """Import a feedback file (idempotent) and run the feedback contract on it; a rejected batch exits 2."""
     from flows.feedback_flow import feedback_flow
 
-    settings = _settings(config, home, text_column=text_col, label_column=label_col)
-    intake = feedback_flow(str(path), overrides=_overrides(settings))
-    state = "already imported" if intake["already_imported"] and not intake["rows_added"] else "imported"
-    console.print(
-        f"Batch {intake['batch_id']} {state}: {intake['batch_status']}, "
-        f"{intake['accepted']} accepted, {intake['quarantined']} quarantined."
+    settings = _settings(
+        config,
+        home,
+        text_column=text_col,
+        label_column=label_col,
+        encoding=encoding,
+        label_map=parse_label_map(label_map),
     )
+    _require_file(path, "PATH")
+    intake = feedback_flow(str(path), overrides=_overrides(settings))
+    state = "already imported" if intake["already_imported"] else "imported"
+    line = (
+        f"Batch {intake['batch_id']} {state}: {intake['batch_status']}, "
+        f"{intake['accepted']} accepted, {intake['quarantined']} quarantined"
+    )
+    if intake["duplicate_rows"]:
+        line += f", {intake['duplicate_rows']} row(s) already stored from earlier batches (not added again)"
+    say(line + ".")
+    if intake["batch_status"] == "rejected":
+        fail(
+            f"The feedback contract rejected batch {intake['batch_id']}; every row is quarantined with its "
+            f"reason (`loopline feedback quarantined --batch {intake['batch_id']}`, files in "
+            f"{intake['quarantine_dir']}). {intake['reason']}"
+        )
 
 
 @feedback_app.command("quarantined")
@@ -414,22 +524,21 @@ def feedback_quarantined(
     """List quarantined feedback rows with their reasons."""
     from loopline.feedback.store import FeedbackStore
 
-    settings = _settings(config, home)
+    settings = _settings(config, home, connect_stores=False)  # the feedback store alone
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         rows = store.quarantined_feedback(batch)
     table = Table(title=f"Quarantined feedback ({len(rows)} rows)")
     for column in ("id", "batch", "row", "label", "text", "reason"):
         table.add_column(column)
     for _, row in rows.head(200).iterrows():
-        table.add_row(
-            str(row["id"]),
-            str(row["batch_id"]),
-            str(row["source_row"]),
-            str(row["label"]),
-            str(row["text"])[:60],
-            str(row["reason"]),
-        )
+        text = None if row["text"] is None else str(row["text"])[:60]
+        values = (row["id"], row["batch_id"], row["source_row"], row["label"], text, row["reason"])
+        table.add_row(*map(_cell, values))
     console.print(table)
+    if len(rows) > 200:
+        console.print(
+            f"(first 200 of {len(rows)} rows shown; every row is in the store and its quarantine file)"
+        )
 
 
 @app.command()
@@ -447,12 +556,12 @@ def monitor(
 
     settings = _settings(config, home)
     summary = monitor_flow(trigger=trigger.value, scheduled=scheduled, overrides=_overrides(settings))
-    console.print(
+    say(
         f"Window {summary['window_size']} rows; decision: "
         f"{'retrain' if summary['retrain'] else 'no retrain'} — {summary['reason']}"
     )
     if summary.get("retrain_result"):
-        console.print(f"Retrain: {summary['retrain_result']}")
+        print_retrain(summary["retrain_result"])
 
 
 @app.command()
@@ -466,10 +575,12 @@ def retrain(
     from flows.retrain_flow import retrain_flow
 
     settings = _settings(config, home)
-    summary = retrain_flow(reason=reason, overrides=_overrides(settings))
-    console.print(
-        f"Retrain {summary['status']}: " + ", ".join(f"{k}={v}" for k, v in summary.items() if k != "gate")
-    )
+    print_retrain(retrain_flow(reason=reason, overrides=_overrides(settings)))
+
+
+def print_retrain(summary: dict[str, Any]) -> None:
+    details = ", ".join(f"{k}={v}" for k, v in summary.items() if k not in ("gate", "status"))
+    say(f"Retrain {summary.get('status', 'done')}: {details}")
 
 
 @app.command()
@@ -482,7 +593,7 @@ def decisions(
     """Monitoring and retraining decisions, with their reasons."""
     from loopline.feedback.store import FeedbackStore
 
-    settings = _settings(config, home)
+    settings = _settings(config, home, connect_stores=False)  # the feedback store alone
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         found = store.decisions(limit=limit)
     table = Table(title="Decisions")
@@ -490,7 +601,7 @@ def decisions(
         table.add_column(column)
     for item in found:
         table.add_row(
-            str(item.created_at), item.kind, str(item.retrain), item.model_version or "-", item.reason
+            *map(_cell, (item.created_at, item.kind, item.retrain, item.model_version, item.reason))
         )
     console.print(table)
 
@@ -512,18 +623,55 @@ def schedule(
 
 def print_train_summary(summary: dict[str, Any], settings: Settings) -> None:
     gate = summary["gate"]
-    console.print(
-        f"[green]Registered[/] {summary['model_name']} version {summary['version']} "
-        f"with aliases {', '.join(summary['aliases'])} (run {summary['run_id']})."
-    )
-    console.print(
+    name, version = escape(summary["model_name"]), summary["version"]
+    aliases = escape(", ".join(summary["aliases"]) or "none")
+    if summary.get("reused"):
+        console.print(
+            f"[green]Already trained[/]: this data with these settings is {name} version {version} "
+            f"(aliases {aliases}); nothing trained again. Change a setting (e.g. --seed) to train anew."
+        )
+    else:
+        console.print(
+            f"[green]Registered[/] {name} version {version} with aliases {aliases} (run {summary['run_id']})."
+        )
+    say(
         f"Dataset {summary['dataset_version']}, quarantined rows: {summary['quarantined_rows']}, "
         f"gate: {'passed' if gate['passed'] else 'failed'}."
     )
-    console.print(f"Load it anywhere: mlflow.pyfunc.load_model('models:/{summary['model_name']}@production')")
-    console.print(
-        f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000"
+    say(f"Load it anywhere: mlflow.pyfunc.load_model('models:/{summary['model_name']}@production')")
+    say(f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000")
+
+
+def _load(settings: Settings, path: Path) -> Any:
+    from loopline.data.loading import load_labelled_text
+
+    return load_labelled_text(
+        path, settings.text_column, settings.label_column, settings.encoding, label_map=settings.label_map
     )
+
+
+def _require_file(path: Path, option: str) -> None:
+    """Check a data path before a flow (and Prefect) starts, so the mistake costs no start-up."""
+    if not path.exists():
+        from loopline.errors import DataError
+
+        raise DataError(f"Data file not found: {path}", where=option, hint="Check the path.")
+
+
+@app.command()
+@friendly_errors
+def relocate(config: ConfigOpt = None, home: HomeOpt = None) -> None:
+    """Make a copied or moved home its own: rewrite the artifact paths its MLflow database recorded."""
+    from loopline.stores import connect, relocate_home
+
+    settings = _settings(config, home, connect_stores=False)
+    moved = relocate_home(settings)
+    connect(settings)  # checks the result
+    if moved is None:
+        say(f"{settings.home} already keeps its artifacts inside it; nothing to do.")
+    else:
+        count = moved.values_rewritten
+        say(f"Relocated {settings.home}: {count} recorded paths {moved.old_root} → {moved.new_root}.")
 
 
 def _fmt(value: float | None) -> str:

@@ -8,10 +8,15 @@ feedback store on SQLite, all under ``home``; the packaged all-MiniLM-L6-v2 as b
 
 from __future__ import annotations
 
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,10 +24,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from loopline.errors import ConfigError
+
 DEFAULT_CONFIG_FILE = Path("loopline.toml")
+# MLflow's tracking stores: a server, a database, or Databricks (plain paths and file:// are deprecated).
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file", "databricks")
 
 
-class TrainingConfig(BaseModel):
+class _Section(BaseModel):
+    """A settings section; unknown keys are mistakes, not extras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainingConfig(_Section):
     """How a model is fine-tuned."""
 
     epochs: int = Field(7, ge=1, description="Maximum training epochs (early stopping may end sooner).")
@@ -49,7 +64,7 @@ class TrainingConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
 
 
-class ContractConfig(BaseModel):
+class ContractConfig(_Section):
     """Bounds of the training-data contract (see data_contracts/README.md)."""
 
     min_text_chars: int = Field(2, ge=1, description="Shortest accepted text, in characters.")
@@ -65,14 +80,14 @@ class ContractConfig(BaseModel):
     )
 
 
-class SplitConfig(BaseModel):
+class SplitConfig(_Section):
     """Frozen stratified splits per dataset version."""
 
     validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of rows for validation.")
     test_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of rows for the frozen test set.")
 
 
-class GateConfig(BaseModel):
+class GateConfig(_Section):
     """When a candidate may be promoted."""
 
     min_macro_f1: float = Field(0.80, ge=0, le=1, description="Absolute floor for a first model.")
@@ -106,7 +121,7 @@ class GateConfig(BaseModel):
     auto_promote: bool = Field(True, description="Move the production alias when the gate passes.")
 
 
-class MonitorConfig(BaseModel):
+class MonitorConfig(_Section):
     """Drift checks and the retraining trigger."""
 
     min_window: int = Field(100, ge=1, description="Fewest new rows before drift is judged at all.")
@@ -122,7 +137,7 @@ class MonitorConfig(BaseModel):
     )
 
 
-class ReplayConfig(BaseModel):
+class ReplayConfig(_Section):
     """The class-balanced replay buffer of past training data."""
 
     per_class: int = Field(40, ge=0, description="Rows kept per class; 0 turns replay off.")
@@ -148,6 +163,16 @@ class Settings(BaseSettings):
     feedback_db_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store.")
     text_column: str = Field("text", description="Column of the input text in user files.")
     label_column: str = Field("label", description="Column of the label in user files.")
+    encoding: str = Field(
+        "utf-8",
+        description="Text encoding of CSV/TSV/JSON input files; a UTF-8 or UTF-16 byte-order mark is "
+        "recognised whatever this says.",
+    )
+    label_map: dict[str, str] = Field(
+        default_factory=dict,
+        description='Labels as stored in files → the model\'s label names, e.g. {"0" = "bearish"} for '
+        "datasets that store class ids; labels not in the map are kept as they are.",
+    )
     mft_path: Path | None = Field(
         None, description="CSV of text,label examples the model must get right (minimum functionality)."
     )
@@ -157,6 +182,50 @@ class Settings(BaseSettings):
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, uri: str | None) -> str | None:
+        if uri is None:
+            return None
+        scheme = urlparse(uri).scheme.split("+")[0]
+        if scheme not in TRACKING_SCHEMES:
+            raise ValueError(
+                f"not an MLflow tracking URI (scheme {scheme or 'none'!r}); use one of "
+                + ", ".join(f"{s}://" for s in TRACKING_SCHEMES)
+            )
+        if scheme in ("http", "https") and not urlparse(uri).netloc:
+            raise ValueError("an http(s) tracking URI needs a host, e.g. http://mlflow.internal:5000")
+        return uri
+
+    @field_validator("feedback_db_url")
+    @classmethod
+    def _check_feedback_db_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(url).get_backend_name()
+        except ArgumentError:
+            raise ValueError(
+                "not a SQLAlchemy database URL, e.g. postgresql+psycopg://user@host/db"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"the feedback store runs on sqlite or postgresql, not {backend}")
+        return url
+
+    @field_validator("encoding")
+    @classmethod
+    def _check_encoding(cls, encoding: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError("unknown text encoding; use e.g. utf-8, utf-16, latin-1 or cp1252") from None
+        return encoding
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -221,17 +290,31 @@ class Settings(BaseSettings):
         return self.home / "quarantine"
 
 
+# LOOPLINE_* variables that are not settings (fault injection, test fixtures, the infra init script).
+NON_SETTINGS_ENV = ("LOOPLINE_CRASH_AT", "LOOPLINE_DATABASES")
+NON_SETTINGS_ENV_PREFIXES = ("LOOPLINE_TEST_",)
+ENV_PREFIX = "LOOPLINE_"
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from ``config_file`` (default ``./loopline.toml`` if present), env and overrides.
 
     ``overrides`` take nested dicts for sections, e.g. ``training={"epochs": 2}``; they are merged
     into what the file and environment give, and ``None`` values are dropped so CLI options left
-    unset do not mask them.
+    unset do not mask them. Every mistake (a missing or malformed file, an unknown key or
+    ``LOOPLINE_*`` variable, a bad value, a home that is a file) raises :class:`ConfigError` naming
+    the setting and where it came from.
     """
     if config_file is not None and not config_file.is_file():
-        raise FileNotFoundError(f"Config file not found: {config_file}. Pass an existing TOML file.")
+        raise ConfigError(
+            f"Config file not found: {config_file}",
+            where=str(config_file),
+            hint="Pass an existing TOML file with --config, or leave it out to use ./loopline.toml.",
+        )
     path = config_file if config_file is not None else DEFAULT_CONFIG_FILE
     toml_file = path if path.is_file() else None
+    file_values = _read_toml(toml_file) if toml_file else {}
+    _check_env_names(os.environ)
 
     class _FileSettings(Settings):
         model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": toml_file})
@@ -241,5 +324,115 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         for key, value in overrides.items()
         if value is not None
     }
-    # pydantic-settings deep-merges init kwargs over env and file, so one flag keeps the rest of a section.
-    return Settings.model_validate(_FileSettings(**cleaned).model_dump())  # type: ignore[arg-type]
+    try:
+        # pydantic-settings deep-merges init kwargs over env and file: one flag keeps the rest of a section.
+        settings = Settings.model_validate(_FileSettings(**cleaned).model_dump())  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise _config_error(err, toml_file, file_values, cleaned) from None
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(
+            f"The loopline home {settings.home} is a file, not a folder.",
+            where=_source_of(("home",), toml_file, file_values, cleaned),
+            hint="Pass --home with a folder (it is created if missing), or move the file away.",
+        )
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"Cannot parse the config file: {err}",
+            where=str(path),
+            hint="Fix the TOML syntax (strings in double quotes, sections as [training]).",
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"Cannot read the config file: {err.strerror}", where=str(path)) from None
+
+
+def _known_env_names() -> dict[str, str]:
+    """Every ``LOOPLINE_*`` variable a setting reads, mapped to the setting's dotted name."""
+    names: dict[str, str] = {}
+    for field_name, info in Settings.model_fields.items():
+        names[f"{ENV_PREFIX}{field_name.upper()}"] = field_name
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub in section.model_fields:
+                names[f"{ENV_PREFIX}{field_name.upper()}__{sub.upper()}"] = f"{field_name}.{sub}"
+    return names
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """A mistyped ``LOOPLINE_*`` variable would be ignored silently; refuse it and suggest the name."""
+    known = _known_env_names()
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in NON_SETTINGS_ENV:
+            continue
+        if upper.startswith(NON_SETTINGS_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        raise ConfigError(
+            f"Unknown environment variable {name}: no setting reads it.",
+            where=f"environment, {name}={environ[name][:60]!r}",
+            hint=(f"Did you mean {close[0]}? " if close else "")
+            + "Settings are LOOPLINE_<FIELD> or LOOPLINE_<SECTION>__<FIELD> (see src/loopline/config.py).",
+        )
+
+
+def _config_error(
+    err: ValidationError, toml_file: Path | None, file_values: dict[str, Any], overrides: dict[str, Any]
+) -> ConfigError:
+    """One message naming every bad setting, its value and where it came from."""
+    problems, wheres, hints = [], [], []
+    for item in err.errors():
+        loc = tuple(str(part) for part in item["loc"])
+        name = ".".join(loc) or "settings"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{name}'")
+            close = difflib.get_close_matches(loc[-1], _field_names(loc[:-1]), n=1, cutoff=0.6)
+            if close:
+                hints.append(f"did you mean '{'.'.join([*loc[:-1], close[0]])}'?")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name} = {item.get('input')!r}: {message}")
+        wheres.append(_source_of(loc, toml_file, file_values, overrides))
+    hints.append("Fix the value (each field is documented in src/loopline/config.py).")
+    return ConfigError(
+        "Invalid settings: " + "; ".join(problems) + ".",
+        where="; ".join(dict.fromkeys(wheres)),
+        hint=" ".join(hints),
+    )
+
+
+def _field_names(section: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in section:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _source_of(
+    loc: tuple[str, ...], toml_file: Path | None, file_values: dict[str, Any], overrides: dict[str, Any]
+) -> str:
+    """Where a setting's value came from, highest precedence first: a flag, the environment, the file."""
+
+    def has(values: Any, keys: tuple[str, ...]) -> bool:
+        for key in keys:
+            if not isinstance(values, dict) or key not in values:
+                return False
+            values = values[key]
+        return True
+
+    env_name = ENV_PREFIX + "__".join(part.upper() for part in loc)
+    if has(overrides, loc):
+        return f"command-line option for {'.'.join(loc)}"
+    if env_name in {k.upper() for k in os.environ}:
+        return f"environment variable {env_name}"
+    if toml_file is not None and has(file_values, loc):
+        return f"{toml_file}, key {'.'.join(loc)}"
+    return "defaults"

@@ -10,12 +10,20 @@ class LooplineError(Exception):
         self.what = what
         self.where = where
         self.hint = hint
-        parts = [what]
+        parts = [what if what.endswith((".", "!", "?", ":")) else what + "."]
         if where:
             parts.append(f"Where: {where}.")
         if hint:
             parts.append(f"What to do: {hint}")
         super().__init__(" ".join(parts))
+
+
+class ConfigError(LooplineError):
+    """Settings cannot be used: a bad value, an unknown key or variable, an unreadable file, a bad URI."""
+
+
+class StoreError(LooplineError):
+    """A store (MLflow tracking/registry, artifact root, feedback database) cannot be reached or used."""
 
 
 class DataError(LooplineError):

@@ -10,41 +10,105 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
+from mlflow.entities import ViewType
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
 from loopline.config import Settings
+from loopline.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
+REACHABLE_TIMEOUT_S = 5.0
+
 
 def configure_mlflow(settings: Settings) -> str:
-    """Point MLflow at the configured store and make sure the experiment exists; returns its id."""
+    """Point MLflow at the configured store, check it answers, make sure the experiment exists; returns
+    its id. Entry points call this through ``loopline.stores.connect``."""
     if settings.tracking_uri is None:
         settings.home.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    mlflow.set_registry_uri(settings.resolved_tracking_uri)
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(settings.experiment_name)
+    uri = settings.resolved_tracking_uri
+    _check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return _ensure_experiment(MlflowClient(), settings)
+    except MlflowException as err:
+        raise StoreError(
+            f"The MLflow tracking store refused the connection: {err.message.splitlines()[0][:300]}",
+            where=_shown(uri),
+            hint="Check the tracking URI and that the store is a readable MLflow database or server.",
+        ) from None
+
+
+def _ensure_experiment(store: MlflowClient, settings: Settings) -> str:
+    experiment = store.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    return str(
-        client.create_experiment(
-            settings.experiment_name, artifact_location=settings.resolved_artifact_location
+    try:
+        return str(
+            store.create_experiment(
+                settings.experiment_name, artifact_location=settings.resolved_artifact_location
+            )
         )
-    )
+    except MlflowException:  # created by another process between our lookup and our create
+        experiment = store.get_experiment_by_name(settings.experiment_name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def _check_reachable(uri: str) -> None:
+    """A tracking server that does not answer fails in seconds, not after MLflow's minutes of retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=REACHABLE_TIMEOUT_S).raise_for_status()
+    except requests.RequestException as err:
+        raise StoreError(
+            f"The MLflow tracking server does not answer ({type(err).__name__}).",
+            where=_shown(uri),
+            hint="Start it (`mlflow server ...`), or fix tracking_uri / LOOPLINE_TRACKING_URI.",
+        ) from None
+
+
+def _shown(uri: str) -> str:
+    """A URI for messages, password hidden."""
+    parsed = urlparse(uri)
+    if parsed.password:
+        return uri.replace(f":{parsed.password}@", ":***@")
+    return uri
+
+
+def mlflow_client() -> MlflowClient:
+    """The MLflow client of the store the entry point connected to; never MLflow's ``./mlflow.db`` default."""
+    if not is_tracking_uri_set():
+        raise RuntimeError(
+            "MLflow is not connected: an entry point must call loopline.stores.connect(settings) first."
+        )
+    return MlflowClient()
+
+
+def experiment_artifact_locations() -> dict[str, str]:
+    """Artifact root of every experiment of the connected store, by name."""
+    return {e.name: e.artifact_location for e in mlflow_client().search_experiments(view_type=ViewType.ALL)}
 
 
 def start_run(settings: Settings, run_name: str, tags: dict[str, str] | None = None) -> str:
     """Create a run (not bound to this thread) and return its id; finish it with ``end_run``."""
-    experiment_id = configure_mlflow(settings)
-    run = MlflowClient().create_run(experiment_id, run_name=run_name, tags=tags or {})
+    experiment_id = _ensure_experiment(mlflow_client(), settings)
+    run = mlflow_client().create_run(experiment_id, run_name=run_name, tags=tags or {})
     return str(run.info.run_id)
 
 
 def end_run(run_id: str, *, failed: bool = False) -> None:
-    MlflowClient().set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+    mlflow_client().set_terminated(run_id, status="FAILED" if failed else "FINISHED")
 
 
 @contextmanager
@@ -60,18 +124,18 @@ def active_run(run_id: str) -> Iterator[mlflow.ActiveRun | None]:
 
 def log_json(run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
     """Log a JSON-safe dict as an artifact of ``run_id``."""
-    MlflowClient().log_dict(run_id, payload, artifact_file)
+    mlflow_client().log_dict(run_id, payload, artifact_file)
 
 
 def log_file(run_id: str, path: Path, artifact_path: str | None = None) -> None:
-    MlflowClient().log_artifact(run_id, str(path), artifact_path)
+    mlflow_client().log_artifact(run_id, str(path), artifact_path)
 
 
 def log_flat_params(run_id: str, params: dict[str, Any], prefix: str = "") -> None:
     """Log a (nested) dict of params as flat ``section.key`` names."""
-    client = MlflowClient()
+    store = mlflow_client()
     for key, value in _flatten(params, prefix).items():
-        client.log_param(run_id, key, value)
+        store.log_param(run_id, key, value)
 
 
 def _flatten(values: dict[str, Any], prefix: str) -> dict[str, Any]:

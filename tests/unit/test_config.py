@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from loopline.config import load_settings
+from loopline.errors import ConfigError
 
 
 def test_defaults_are_the_embedded_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,12 +30,12 @@ def test_precedence_overrides_over_env_over_file(tmp_path: Path, monkeypatch: py
 
 
 def test_invalid_values_are_refused_with_the_field_name(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="epochs"):
+    with pytest.raises(ConfigError, match="epochs"):
         load_settings(training={"epochs": 0})
-    with pytest.raises(ValidationError, match="unknown_key"):
+    with pytest.raises(ConfigError, match="unknown_key"):
         load_settings(unknown_key=1)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(tmp_path / "nope.toml")

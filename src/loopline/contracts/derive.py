@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from loopline.contracts.gx_runner import ROW_ID
+from loopline.data.text import normalise_text, visible_text
 
 FLOOD_KEYS = ("user", "source")  # who gave the feedback, in order of preference
 
@@ -41,16 +42,12 @@ def prepare_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """text_length (characters) and text_content_length (characters without surrounding whitespace)."""
+    """text_length (characters) and text_content_length (characters without surrounding whitespace and
+    invisible zero-width characters)."""
     out = frame.copy()
     out["text_length"] = out["text"].str.len()
-    out["text_content_length"] = out["text"].str.strip().str.len()
+    out["text_content_length"] = out["text"].map(visible_text, na_action="ignore").str.len()
     return out
-
-
-def normalise_text(text: str) -> str:
-    """Case- and whitespace-insensitive key of a text, for duplicate and conflict detection."""
-    return " ".join(text.casefold().split())
 
 
 def add_duplicate_columns(frame: pd.DataFrame) -> pd.DataFrame:

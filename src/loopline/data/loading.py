@@ -7,9 +7,12 @@ data row (CSV/TSV/Parquet/JSON records, header excluded) or line number (JSONL) 
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +39,16 @@ def load_labelled_text(
     encoding: str = "utf-8",
     *,
     split: str | None = None,
+    extra_columns: Sequence[str] = (),
+    label_map: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Read a labelled text file into the canonical ``text, label, source_row`` frame.
 
-    ``split`` picks the split of a saved ``DatasetDict`` (default ``"train"``). Raises
-    :class:`DataError` saying what is wrong, in which file and what to do.
+    ``split`` picks the split of a saved ``DatasetDict`` (default ``"train"``). ``extra_columns`` present
+    in the file are kept beside them (as strings, nulls as None), in one parse. ``label_map`` turns stored
+    labels (e.g. class ids ``"0"``) into names; labels not in it are kept. A UTF-8 or UTF-16 byte-order
+    mark wins over ``encoding``. Raises :class:`DataError` saying what is wrong, in which file and what
+    to do, for any bytes that are not such a file.
     """
     path = Path(path)
     if not path.exists():
@@ -50,7 +58,9 @@ def load_labelled_text(
             hint="Check the path, or run `loopline demo` to write example data.",
         )
     frame = _read_datasets_dir(path, split) if path.is_dir() else _read_file(path, encoding)
-    result = _to_canonical(frame, path, text_column, label_column)
+    result = _to_canonical(frame, path, text_column, label_column, extra_columns)
+    if label_map:
+        result["label"] = result["label"].map(lambda label: label_map.get(label, label) if label else label)
     logger.info("Loaded %d rows from %s", len(result), path)
     return result
 
@@ -85,11 +95,23 @@ def _empty_file(path: Path) -> DataError:
     )
 
 
+# Byte-order marks, longest first (UTF-32 LE starts like UTF-16 LE).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def _decode(path: Path, encoding: str) -> str:
-    """Decode the whole file, locating the first bad byte for the error message."""
+    """Decode the whole file (a byte-order mark picks the codec), locating the first bad byte for errors."""
     raw = path.read_bytes()
-    # utf-8-sig drops a BOM that would otherwise become part of the first column's name.
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    codec = next((name for bom, name in BOMS if raw.startswith(bom)), None)
+    if codec is None:
+        # utf-8-sig also drops a BOM that would otherwise become part of the first column's name.
+        codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
         return raw.decode(codec)
     except LookupError as err:
@@ -99,19 +121,35 @@ def _decode(path: Path, encoding: str) -> str:
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         raise DataError(
-            f"Cannot decode the file as {encoding}: byte 0x{raw[err.start]:02x} is not valid",
+            f"Cannot decode the file as {codec}: byte 0x{raw[err.start]:02x} is not valid",
             where=f"{path}, line {line}, byte offset {err.start}",
-            hint="Re-save the file as UTF-8, or pass its encoding with --encoding (e.g. latin-1, cp1252).",
+            hint=_encoding_hint(raw),
         ) from err
+
+
+def _encoding_hint(raw: bytes) -> str:
+    sample = raw[:4096]
+    if len(sample) >= 4 and max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4:
+        return "It looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)."
+    return "Re-save the file as UTF-8, or pass its encoding with --encoding (e.g. latin-1, cp1252)."
 
 
 def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
     try:
         # Strings only: "NA"/"None"/"null" are real labels here; only an empty cell is missing.
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+        # pandas' C parser ends a field at a NUL byte (the rest of the text would vanish); the Python
+        # parser keeps it, so the contract can quarantine the row with its reason.
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            engine="python" if "\x00" in text else "c",
+        )
     except pd.errors.EmptyDataError as err:
         raise _empty_file(path) from err
-    except pd.errors.ParserError as err:
+    except (pd.errors.ParserError, csv.Error, ValueError) as err:
         raise DataError(
             f"Cannot parse the file as {'TSV' if sep == chr(9) else 'CSV'}: {err}",
             where=str(path),
@@ -119,7 +157,23 @@ def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
         ) from err
     if frame.empty:
         raise _empty_file(path)
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas silently takes the first fields as an index when the first rows are wider than the header.
+        raise _ragged(text, path, sep)
     return frame.assign(source_row=range(1, len(frame) + 1))
+
+
+def _ragged(text: str, path: Path, sep: str) -> DataError:
+    rows = csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=sep)
+    header = len(next(rows, []))
+    for number, row in enumerate(rows, start=1):
+        if len(row) > header:
+            return DataError(
+                f"Data row {number} has {len(row)} fields but the header has {header}",
+                where=f"{path}, data row {number}",
+                hint="Quote fields that contain the separator, or fix the header, then export again.",
+            )
+    return DataError("Rows have more fields than the header", where=str(path), hint="Fix the header.")
 
 
 def _read_jsonl(text: str, path: Path) -> pd.DataFrame:
@@ -225,9 +279,16 @@ def _class_labels_to_names(table: pa.Table, features: Any) -> pa.Table:
 
 
 def _to_canonical(
-    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str
+    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str, extra: Sequence[str]
 ) -> pd.DataFrame:
     columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+    duplicated = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise DataError(
+            f"Column name(s) {', '.join(duplicated)} appear more than once in the header",
+            where=str(path),
+            hint="Give every column its own name, then export again.",
+        )
     for column, flag in ((text_column, "--text-col"), (label_column, "--label-col")):
         if column not in columns:
             available = ", ".join(str(c) for c in columns if c != "source_row") or "none"
@@ -236,18 +297,22 @@ def _to_canonical(
                 where=str(path),
                 hint=f"Pass the right column name with {flag} NAME.",
             )
+    kept = [c for c in extra if c in columns and c not in (text_column, label_column, *CANONICAL_COLUMNS)]
     if isinstance(frame, pa.Table):
-        return _canonical_from_arrow(frame, path, text_column, label_column)
+        return _canonical_from_arrow(frame, path, text_column, label_column, kept)
     return pd.DataFrame(
         {
             "text": _as_str_or_none(frame[text_column]),
             "label": _as_str_or_none(frame[label_column]),
             "source_row": frame["source_row"].astype("int64"),
+            **{column: _as_str_or_none(frame[column]) for column in kept},
         }
     )
 
 
-def _canonical_from_arrow(table: pa.Table, path: Path, text_column: str, label_column: str) -> pd.DataFrame:
+def _canonical_from_arrow(
+    table: pa.Table, path: Path, text_column: str, label_column: str, extra: Sequence[str]
+) -> pd.DataFrame:
     def as_strings(column: str) -> list[str | None]:
         try:
             # Arrow's cast keeps nulls and writes ints as "1", not pandas' "1.0".
@@ -264,6 +329,7 @@ def _canonical_from_arrow(table: pa.Table, path: Path, text_column: str, label_c
             "text": pd.Series(as_strings(text_column), dtype=object),
             "label": pd.Series(as_strings(label_column), dtype=object),
             "source_row": pd.Series(range(1, table.num_rows + 1), dtype="int64"),
+            **{column: pd.Series(as_strings(column), dtype=object) for column in extra},
         }
     )
 

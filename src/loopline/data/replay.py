@@ -24,15 +24,23 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = ["text", "label"]
 _META_KEY = b"loopline.replay.seen"
+_APPLIED_KEY = b"loopline.replay.applied"  # keys of the updates already folded in (idempotent reruns)
 
 
 class ReplayBuffer:
     """Up to ``per_class`` rows per label, persisted at ``path``."""
 
-    def __init__(self, path: Path, rows: pd.DataFrame | None = None, seen: dict[str, int] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        rows: pd.DataFrame | None = None,
+        seen: dict[str, int] | None = None,
+        applied: list[str] | None = None,
+    ):
         self.path = Path(path)
         self._rows = _empty() if rows is None else rows[COLUMNS].reset_index(drop=True)
         self._seen: dict[str, int] = dict(seen or {})
+        self._applied: list[str] = list(applied or [])
 
     @classmethod
     def load(cls, path: Path) -> ReplayBuffer:
@@ -42,31 +50,42 @@ class ReplayBuffer:
             return cls(path)
         try:
             table = pq.read_table(path)
-            seen = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+            metadata = table.schema.metadata or {}
+            seen = json.loads(metadata.get(_META_KEY, b"{}"))
+            applied = json.loads(metadata.get(_APPLIED_KEY, b"[]"))
         except (pa.ArrowInvalid, OSError, ValueError) as err:
             raise DataError(
                 f"Cannot read the replay buffer: {err}",
                 where=str(path),
                 hint="Delete the file to start an empty buffer; the next training run refills it.",
             ) from err
-        return cls(path, table.to_pandas()[COLUMNS], {str(k): int(v) for k, v in seen.items()})
+        seen = {str(k): int(v) for k, v in seen.items()}
+        return cls(path, table.to_pandas()[COLUMNS], seen, [str(key) for key in applied])
 
     def save(self) -> Path:
         """Write the buffer atomically (temporary file, then rename)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(self._rows, preserve_index=False)
-        table = table.replace_schema_metadata({_META_KEY: json.dumps(self._seen).encode()})
+        table = table.replace_schema_metadata(
+            {_META_KEY: json.dumps(self._seen).encode(), _APPLIED_KEY: json.dumps(self._applied).encode()}
+        )
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         pq.write_table(table, tmp)
         os.replace(tmp, self.path)
         return self.path
 
-    def update(self, df: pd.DataFrame, per_class: int, seed: int) -> ReplayBuffer:
+    def update(self, df: pd.DataFrame, per_class: int, seed: int, *, key: str | None = None) -> ReplayBuffer:
         """Offer ``df``'s rows to the reservoirs; returns ``self``.
 
         Rows with a null text or label, and rows already in the buffer, are skipped. Deterministic
-        for the same buffer, rows, ``per_class`` and ``seed``.
+        for the same buffer, rows, ``per_class`` and ``seed``. An update under a ``key`` already
+        applied does nothing, so a round finished again after a crash does not offer its rows twice.
         """
+        if key is not None and key in self._applied:
+            logger.info("Replay buffer %s already holds update %s; nothing to do", self.path.name, key)
+            return self
+        if key is not None:
+            self._applied.append(key)
         rng = np.random.default_rng(seed)
         incoming = self._new_rows(df)
         kept: list[pd.DataFrame] = []

@@ -108,6 +108,7 @@ class FeedbackRow(Base):
         Index("ix_feedback_status", "status"),
         Index("ix_feedback_created_at", "created_at"),
         Index("ix_feedback_prediction_id", "prediction_id"),
+        Index("ix_feedback_row_key", "row_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -123,6 +124,8 @@ class FeedbackRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     used_in_version: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    # sha256 of (normalised text, label, user): the same row re-sent in a later export is stored once.
+    row_key: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
 
 
 class DecisionRow(Base):

@@ -20,13 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Executable, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Executable,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from loopline.data.loading import load_labelled_text
+from loopline.data.text import normalise_text
 from loopline.errors import DataError, LooplineError
+from loopline.faults import crash_point
 from loopline.feedback.schema import (
     BATCH_STATUSES,
     DECISION_KINDS,
@@ -75,11 +88,13 @@ class PredictionRecord:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """Outcome of importing one feedback file: its batch and how many rows were added."""
+    """Outcome of importing one feedback file: its batch, how many rows were added, and how many were
+    left out because the store already holds them from an earlier batch (same text, label and user)."""
 
     batch_id: str
     rows_added: int
     already_imported: bool
+    duplicate_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -255,12 +270,20 @@ class FeedbackStore:
     # ---- feedback import ---------------------------------------------------------------------
 
     def import_feedback_file(
-        self, path: str | Path, text_column: str = "text", label_column: str = "label"
+        self,
+        path: str | Path,
+        text_column: str = "text",
+        label_column: str = "label",
+        *,
+        encoding: str = "utf-8",
+        label_map: Mapping[str, str] | None = None,
+        check: Callable[[pd.DataFrame], None] | None = None,
     ) -> ImportResult:
         """Import a feedback file (CSV/TSV, JSONL/JSON, Parquet, datasets folder) as one batch.
 
         Optional columns ``user``, ``source`` and ``prediction_id`` are carried through. The same
-        content imported again (under any name) adds nothing and says ``already_imported``.
+        content imported again (under any name) adds nothing and says ``already_imported``. ``check``
+        may refuse the loaded rows (raising) before anything is stored.
         """
         path = Path(path)
         content_hash = hash_file_content(path)
@@ -268,32 +291,63 @@ class FeedbackStore:
         if existing is not None:
             logger.info("Feedback %s already imported as batch %s", path, existing.id)
             return ImportResult(existing.id, rows_added=0, already_imported=True)
-        frame = load_labelled_text(path, text_column, label_column)
-        frame = _with_optional_columns(frame, path)
+        frame = load_labelled_text(
+            path,
+            text_column,
+            label_column,
+            encoding,
+            extra_columns=OPTIONAL_FEEDBACK_COLUMNS,
+            label_map=label_map,
+        )
+        if check is not None:
+            check(frame)
         return self.import_feedback(frame, source=str(path), content_hash=content_hash)
 
     def import_feedback(self, df: pd.DataFrame, source: str, content_hash: str) -> ImportResult:
         """Import feedback rows (columns text, label; optional source_row, user, source,
-        prediction_id) as the batch ``"fb-" + content_hash[:12]``, in one transaction."""
+        prediction_id) as the batch ``"fb-" + content_hash[:12]``, in one transaction.
+
+        A row the store already holds from an earlier batch (same normalised text, label and user, not
+        quarantined) is not stored again; the result counts those rows.
+        """
         batch_id = batch_id_for(content_hash)
         rows = _feedback_values(df, batch_id, source)
         try:
             with self._write() as session:
                 if session.get(FeedbackBatchRow, batch_id) is not None:
                     return ImportResult(batch_id, rows_added=0, already_imported=True)
-                batch = FeedbackBatchRow(id=batch_id, source=source, row_count=len(rows), status="imported")
+                known = _stored_row_keys(session, {row["row_key"] for row in rows if row["row_key"]})
+                fresh = [row for row in rows if row["row_key"] is None or row["row_key"] not in known]
+                summary = {"duplicate_rows": len(rows) - len(fresh)} if len(fresh) < len(rows) else None
+                batch = FeedbackBatchRow(
+                    id=batch_id,
+                    source=source,
+                    row_count=len(fresh),
+                    status="imported" if fresh else "accepted",
+                    contract_summary=json.dumps(summary) if summary else None,
+                )
                 session.add(batch)
                 session.flush()
-                for start in range(0, len(rows), IMPORT_CHUNK_ROWS):
+                for start in range(0, len(fresh), IMPORT_CHUNK_ROWS):
                     # Core insert: one executemany per chunk (the ORM would regroup rows by nulls).
-                    session.execute(insert(FEEDBACK_TABLE), rows[start : start + IMPORT_CHUNK_ROWS])
+                    session.execute(insert(FEEDBACK_TABLE), fresh[start : start + IMPORT_CHUNK_ROWS])
+                crash_point("feedback.import")
         except IntegrityError:
             # Another process imported the same content between our check and our insert.
             if self.get_batch(batch_id) is None:
                 raise
             return ImportResult(batch_id, rows_added=0, already_imported=True)
-        logger.info("Imported %d feedback rows from %s as batch %s", len(rows), source, batch_id)
-        return ImportResult(batch_id, rows_added=len(rows), already_imported=False)
+        duplicates = len(rows) - len(fresh)
+        logger.info(
+            "Imported %d feedback rows from %s as batch %s (%d already stored)",
+            len(fresh),
+            source,
+            batch_id,
+            duplicates,
+        )
+        return ImportResult(
+            batch_id, rows_added=len(fresh), already_imported=False, duplicate_rows=duplicates
+        )
 
     def get_batch(self, batch_id: str) -> BatchInfo | None:
         """The batch with this id, or None."""
@@ -312,17 +366,8 @@ class FeedbackStore:
     ) -> None:
         """Set a batch's status; ``contract_summary`` (JSON-able) replaces the stored one if given."""
         _check_choice("batch status", status, BATCH_STATUSES)
-        values: dict[str, Any] = {"status": status}
-        if contract_summary is not None:
-            values["contract_summary"] = json.dumps(contract_summary, sort_keys=True, default=str)
         with self._write() as session:
-            result = session.execute(
-                update(FeedbackBatchRow).where(FeedbackBatchRow.id == batch_id).values(**values)
-            )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise FeedbackStoreError(
-                    f"Unknown feedback batch {batch_id!r}", hint="List batches with FeedbackStore.batches()."
-                )
+            _set_batch_status(session, batch_id, status, contract_summary)
 
     # ---- feedback queries --------------------------------------------------------------------
 
@@ -377,6 +422,30 @@ class FeedbackStore:
             values = [{"id": int(i), "status": "quarantined", "reason": str(r)} for i, r in reasons.items()]
             if values:
                 session.execute(update(FeedbackRow), values)
+
+    def record_review(
+        self,
+        batch_id: str,
+        accepted: Iterable[int],
+        quarantined: Mapping[int, str],
+        status: str,
+        contract_summary: dict[str, Any],
+    ) -> None:
+        """The contract's verdict on a batch, in one transaction: rows accepted, rows quarantined with
+        their reasons, and the batch's status and summary. A kill leaves the batch reviewed or not at all."""
+        _check_choice("batch status", status, BATCH_STATUSES)
+        with self._write() as session:
+            accepted_ids = list(accepted)
+            todo = _check_transition(session, accepted_ids, "accepted", allowed_from={"pending", "accepted"})
+            _update_ids(session, todo, status="accepted", reason=None)
+            _check_transition(session, quarantined, "quarantined", allowed_from={"pending", "quarantined"})
+            values = [
+                {"id": int(i), "status": "quarantined", "reason": str(r)} for i, r in quarantined.items()
+            ]
+            if values:
+                session.execute(update(FeedbackRow), values)
+            _set_batch_status(session, batch_id, status, contract_summary)
+            crash_point("feedback.review")
 
     def mark_used(self, ids: Iterable[int], version: str) -> None:
         """accepted → used by model ``version`` (rows already used by that version are left)."""
@@ -521,6 +590,26 @@ def _create_schema(engine: Engine) -> None:
     except DBAPIError:  # two processes creating the tables at once: the second sees them now
         logger.debug("create_all raced with another process; retrying once", exc_info=True)
         Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Stores written by an older loopline lack newer nullable columns: add them (and fill row keys)."""
+    present = {column["name"] for column in inspect(engine).get_columns(FEEDBACK_TABLE.name)}
+    if "row_key" in present:
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {FEEDBACK_TABLE.name} ADD COLUMN row_key VARCHAR({ID_LENGTH})"))
+        conn.execute(
+            text(f"CREATE INDEX IF NOT EXISTS ix_feedback_row_key ON {FEEDBACK_TABLE.name} (row_key)")
+        )
+        rows = conn.execute(
+            select(FeedbackRow.id, FeedbackRow.text, FeedbackRow.label, FeedbackRow.user)
+        ).all()
+        keys = [{"row_id": r.id, "key": row_key(r.text, r.label, r.user)} for r in rows]
+        if keys:
+            conn.execute(text(f"UPDATE {FEEDBACK_TABLE.name} SET row_key = :key WHERE id = :row_id"), keys)
+    logger.info("Feedback store migrated: row_key added to %d existing rows", len(keys))
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -550,16 +639,20 @@ def _feedback_values(df: pd.DataFrame, batch_id: str, source: str) -> list[dict[
     optional = [c for c in OPTIONAL_FEEDBACK_COLUMNS if c in df.columns]
     records = df[["text", "label", *optional]].to_dict("records")
     keys = ("text", "label", *OPTIONAL_FEEDBACK_COLUMNS)
-    return [
-        {
-            **{key: _as_optional_str(record.get(key)) for key in keys},
-            "batch_id": batch_id,
-            "source_row": int(row),
-            "status": "pending",
-            "created_at": now,
-        }
-        for record, row in zip(records, source_rows, strict=True)
-    ]
+    values: list[dict[str, Any]] = []
+    for record, row in zip(records, source_rows, strict=True):
+        strings = {key: _as_optional_str(record.get(key)) for key in keys}
+        values.append(
+            {
+                **strings,
+                "batch_id": batch_id,
+                "source_row": int(row),
+                "status": "pending",
+                "created_at": now,
+                "row_key": row_key(strings["text"], strings["label"], strings["user"]),
+            }
+        )
+    return values
 
 
 def _check_feedback_frame(df: pd.DataFrame, source: str) -> None:
@@ -581,6 +674,41 @@ def _check_feedback_frame(df: pd.DataFrame, source: str) -> None:
                 where=f"{source}, column prediction_id",
                 hint="Send back the id the prediction API returned.",
             )
+
+
+def _set_batch_status(
+    session: Session, batch_id: str, status: str, contract_summary: dict[str, Any] | None
+) -> None:
+    values: dict[str, Any] = {"status": status}
+    if contract_summary is not None:
+        values["contract_summary"] = json.dumps(contract_summary, sort_keys=True, default=str)
+    result = session.execute(update(FeedbackBatchRow).where(FeedbackBatchRow.id == batch_id).values(**values))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise FeedbackStoreError(
+            f"Unknown feedback batch {batch_id!r}", hint="List batches with FeedbackStore.batches()."
+        )
+
+
+def row_key(text: str | None, label: str | None, user: str | None) -> str | None:
+    """The identity of a feedback row across batches: normalised text, label and user; None for a row
+    without text or label (the contract quarantines those, each with its own reason)."""
+    if not text or not text.strip() or not label:
+        return None
+    payload = "\0".join([normalise_text(text or ""), label or "", user or ""])
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _stored_row_keys(session: Session, keys: set[str]) -> set[str]:
+    """Which of ``keys`` the store holds already, quarantined rows aside (those may be sent again)."""
+    found: set[str] = set()
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), ID_CHUNK):
+        chunk = ordered[start : start + ID_CHUNK]
+        stmt = select(FeedbackRow.row_key).where(
+            FeedbackRow.row_key.in_(chunk), FeedbackRow.status != "quarantined"
+        )
+        found.update(key for key in session.scalars(stmt) if key)
+    return found
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -658,64 +786,3 @@ def _decision(row: DecisionRow) -> Decision:
         model_version=row.model_version,
         run_id=row.run_id,
     )
-
-
-# ---- optional columns of feedback files ----------------------------------------------------------
-
-
-def _with_optional_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Add user/source/prediction_id from the file when the canonical loader dropped them.
-
-    The loader keeps every data row in file order, so the extra columns align by position.
-    """
-    if any(c in frame.columns for c in OPTIONAL_FEEDBACK_COLUMNS):
-        return frame
-    extra = _read_optional_columns(path)
-    if extra is None or extra.empty:
-        return frame
-    if len(extra) != len(frame):
-        logger.warning(
-            "Ignoring columns %s of %s: %d rows there, %d loaded",
-            list(extra.columns),
-            path,
-            len(extra),
-            len(frame),
-        )
-        return frame
-    return frame.assign(**{c: extra[c].tolist() for c in extra.columns})
-
-
-def _read_optional_columns(path: Path) -> pd.DataFrame | None:
-    """The optional feedback columns of a file (None for folders and unknown types)."""
-    suffix = path.suffix.lower()
-    wanted = set(OPTIONAL_FEEDBACK_COLUMNS)
-    if path.is_dir():
-        return None
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(
-            path,
-            sep="\t" if suffix == ".tsv" else ",",
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            encoding="utf-8-sig",
-            usecols=lambda c: c in wanted,
-        )
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        names = pq.read_schema(path).names
-        return pd.read_parquet(path, columns=[c for c in names if c in wanted])
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        text = path.read_text(encoding="utf-8-sig")
-        records = _json_records(text, lines=suffix != ".json")
-        return pd.DataFrame([{k: r.get(k) for k in wanted if k in r} for r in records], dtype=object)
-    return None
-
-
-def _json_records(text: str, lines: bool) -> list[dict[str, Any]]:
-    if lines:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    payload = json.loads(text)
-    records = payload.get("data") if isinstance(payload, dict) else payload
-    return records if isinstance(records, list) else []

@@ -7,14 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from loopline.config import Settings
 from loopline.evaluation.evaluate import EvalReport, evaluate_model, save_eval_report
 from loopline.evaluation.gate import GateReport, evaluate_gate
 from loopline.evaluation.metrics import save_confusion_matrix_png
 from loopline.inference import load_classifier
-from loopline.tracking import log_file, log_json
+from loopline.tracking import log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def assess_candidate(
     if run_id:
         log_evaluation(run_id, candidate, output_dir)
         log_json(run_id, gate.to_dict(), "gate/gate_report.json")
-        MlflowClient().set_tag(run_id, "loopline.gate", "passed" if gate.passed else "failed")
+        mlflow_client().set_tag(run_id, "loopline.gate", "passed" if gate.passed else "failed")
     logger.info(
         "Gate %s: %s", "passed" if gate.passed else "FAILED", "; ".join(c.detail for c in gate.checks)
     )
@@ -68,7 +67,7 @@ def assess_candidate(
 
 
 def log_evaluation(run_id: str, reports: Mapping[str, EvalReport], output_dir: Path) -> None:
-    client = MlflowClient()
+    client = mlflow_client()
     for name, report in reports.items():
         metrics = report.metrics
         client.log_metric(run_id, f"{name}.accuracy", metrics.accuracy)

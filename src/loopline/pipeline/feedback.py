@@ -11,8 +11,8 @@ import pandas as pd
 
 from loopline.config import Settings
 from loopline.contracts import ContractResult, validate_feedback_batch
-from loopline.errors import ContractViolation
-from loopline.feedback.store import FeedbackStore
+from loopline.errors import ContractViolation, DataError
+from loopline.feedback.store import BatchInfo, FeedbackStore, ImportResult
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class FeedbackIntake:
     quarantined: int
     batch_status: str  # accepted | rejected (a rejected batch never feeds training)
     reason: str
+    duplicate_rows: int = 0  # rows the store already held from earlier batches, not added again
+    quarantine_dir: str = ""
 
 
 def intake_feedback(
@@ -37,37 +39,69 @@ def intake_feedback(
     text_column: str | None = None,
     label_column: str | None = None,
 ) -> FeedbackIntake:
-    """Import (idempotent, atomic) then validate the batch's pending rows.
+    """Import (idempotent, atomic) then review the batch's pending rows (one transaction).
 
-    Import and review are two steps so that a crash between them is harmless: the batch stays
-    ``imported`` with pending rows, and the next call reviews exactly those rows.
+    Import and review are two transactions, so a kill between them leaves the batch ``imported`` with
+    pending rows; the next call (the same file again) reviews exactly those rows.
     """
     imported = store.import_feedback_file(
-        path, text_column or settings.text_column, label_column or settings.label_column
+        path,
+        text_column or settings.text_column,
+        label_column or settings.label_column,
+        encoding=settings.encoding,
+        label_map=settings.label_map,
+        check=lambda frame: check_label_names(frame, known_labels, str(path)),
     )
     batch = store.get_batch(imported.batch_id)
+    assert batch is not None, "import_feedback_file returns the id of a stored batch"
     pending = store.pending_feedback(imported.batch_id)
-    if batch is not None and batch.status != "imported" and pending.empty:
-        logger.info("Feedback batch %s was already reviewed (%s); nothing to do", batch.id, batch.status)
-        summary = batch.contract_summary or {}
-        return FeedbackIntake(
-            batch.id,
-            0,
-            True,
-            int(summary.get("accepted_rows", 0)),
-            int(summary.get("quarantined_rows", 0)),
-            batch.status,
-            "already imported",
-        )
+    if batch.status != "imported" or pending.empty:
+        return _already_reviewed(settings, batch, imported)
     return _review_batch(
         settings,
         store,
-        imported.batch_id,
+        batch.id,
         pending,
         str(path),
         known_labels,
         imported.rows_added,
         imported.already_imported,
+        imported.duplicate_rows,
+    )
+
+
+def check_label_names(frame: pd.DataFrame, known_labels: Collection[str], source: str) -> None:
+    """Refuse class ids where the model has names: ``0, 1, 2`` would otherwise become new labels."""
+    labels = {str(label) for label in frame["label"].dropna()}
+    known = {str(label) for label in known_labels}
+    if not labels or labels & known or not all(label.lstrip("-").isdigit() for label in labels):
+        return
+    if all(label.lstrip("-").isdigit() for label in known):
+        return
+    shown = ", ".join(sorted(labels, key=lambda x: int(x))[:6])
+    names = ", ".join(sorted(known)[:6])
+    raise DataError(
+        f"The labels look like class ids ({shown}) but the model's labels are names ({names}, ...); "
+        "they would be taken as new classes",
+        where=f"{source}, column label",
+        hint="Map them with --label-map 0=NAME,1=NAME (or label_map in loopline.toml), then import again.",
+    )
+
+
+def _already_reviewed(settings: Settings, batch: BatchInfo, imported: ImportResult) -> FeedbackIntake:
+    """A batch imported and reviewed before (or one whose every row the store already held)."""
+    summary = batch.contract_summary or {}
+    logger.info("Feedback batch %s was already reviewed (%s); nothing to do", batch.id, batch.status)
+    return FeedbackIntake(
+        batch.id,
+        imported.rows_added,
+        imported.already_imported,
+        int(summary.get("accepted_rows", 0)),
+        int(summary.get("quarantined_rows", 0)),
+        batch.status if batch.status != "imported" else "accepted",
+        str(summary.get("reason", "already imported")),
+        imported.duplicate_rows or int(summary.get("duplicate_rows", 0)),
+        str(settings.quarantine_dir / "feedback"),
     )
 
 
@@ -80,36 +114,46 @@ def _review_batch(
     known_labels: Collection[str],
     rows_added: int,
     already_imported: bool,
+    duplicates: int,
 ) -> FeedbackIntake:
     quarantine_dir = settings.quarantine_dir / "feedback"
     try:
         result = validate_feedback_batch(pending, known_labels, settings.contract, source, quarantine_dir)
     except ContractViolation as err:
-        rejected: ContractResult = err.result  # type: ignore[assignment]
-        reasons = _reasons(rejected)
-        why = f"batch rejected by the feedback contract: {err.what}"
+        rejected = err.result if isinstance(err.result, ContractResult) else None
+        why = f"batch rejected by the feedback contract: {err}"
+        reasons = _reasons(rejected) if rejected else {}
         reasons.update({int(i): why for i in pending["id"] if int(i) not in reasons})
-        store.mark_quarantined(reasons)
-        store.set_batch_status(batch_id, "rejected", _summary(rejected, len(pending)))
+        summary = {**_summary(rejected, len(pending), duplicates), "reason": why}
+        store.record_review(batch_id, [], reasons, "rejected", summary)
         logger.warning("Feedback batch %s rejected: %s", batch_id, err)
-        return FeedbackIntake(batch_id, rows_added, already_imported, 0, len(reasons), "rejected", str(err))
-    store.mark_quarantined(_reasons(result))
-    store.mark_accepted([int(i) for i in result.accepted["id"]])
-    store.set_batch_status(batch_id, "accepted", _summary(result, len(pending)))
+        return FeedbackIntake(
+            batch_id,
+            rows_added,
+            already_imported,
+            0,
+            len(reasons),
+            "rejected",
+            str(err),
+            duplicates,
+            str(quarantine_dir),
+        )
+    accepted = [int(i) for i in result.accepted["id"]]
+    summary = {**_summary(result, len(pending), duplicates), "reason": result.summary()}
+    store.record_review(batch_id, accepted, _reasons(result), "accepted", summary)
     logger.info(
-        "Feedback batch %s: %d accepted, %d quarantined",
-        batch_id,
-        len(result.accepted),
-        len(result.quarantined),
+        "Feedback batch %s: %d accepted, %d quarantined", batch_id, len(accepted), len(result.quarantined)
     )
     return FeedbackIntake(
         batch_id,
         rows_added,
         already_imported,
-        len(result.accepted),
+        len(accepted),
         len(result.quarantined),
         "accepted",
         result.summary(),
+        duplicates,
+        str(quarantine_dir),
     )
 
 
@@ -117,10 +161,12 @@ def _reasons(result: ContractResult) -> dict[int, str]:
     return {int(row["id"]): str(row["reason"]) for _, row in result.quarantined.iterrows()}
 
 
-def _summary(result: ContractResult, rows: int) -> dict[str, object]:
+def _summary(result: ContractResult | None, rows: int, duplicates: int) -> dict[str, object]:
+    base = result.to_dict() if result else {}
     return {
-        **result.to_dict(),
+        **base,
         "rows": rows,
-        "accepted_rows": len(result.accepted),
-        "quarantined_rows": len(result.quarantined),
+        "duplicate_rows": duplicates,
+        "accepted_rows": len(result.accepted) if result else 0,
+        "quarantined_rows": rows - (len(result.accepted) if result else 0),
     }

@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from loopline.config import Settings
-from loopline.tracking import log_file, log_flat_params
+from loopline.tracking import log_file, log_flat_params, mlflow_client
 from loopline.training.trainer import EpochMetrics, TrainResult, train_model
 
 logger = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ def fit_candidate(
         on_epoch_end=_epoch_logger(run_id) if run_id else None,
     )
     if run_id:
-        client = MlflowClient()
+        client = mlflow_client()
         client.log_metric(run_id, "train.samples_per_s", result.samples_per_s)
         client.log_metric(run_id, "train.tokens_per_s", result.tokens_per_s)
         client.log_metric(run_id, "train.best_val_macro_f1", result.best_val_macro_f1)
@@ -58,7 +57,7 @@ def fit_candidate(
 
 
 def _epoch_logger(run_id: str) -> Callable[[EpochMetrics], None]:
-    client = MlflowClient()
+    client = mlflow_client()
 
     def log_epoch(metrics: EpochMetrics) -> None:
         for name in (

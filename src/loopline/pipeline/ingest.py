@@ -15,7 +15,7 @@ from loopline.contracts import ContractResult, validate_training_data
 from loopline.data.loading import load_labelled_text
 from loopline.data.snapshots import DatasetVersion, save_snapshot
 from loopline.errors import ContractViolation
-from loopline.tracking import active_run, log_file, log_json
+from loopline.tracking import active_run, log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def ingest_training_data(
 
 def log_contract_result(run_id: str, result: ContractResult, prefix: str = "contract") -> None:
     """Contract verdict, summary and quarantine file on the run, so the UI shows why rows left."""
-    client = mlflow.MlflowClient()
+    client = mlflow_client()
     client.set_tag(run_id, f"loopline.{prefix}", "passed" if result.success else "failed")
     client.log_metric(run_id, f"{prefix}.quarantined_rows", len(result.quarantined))
     client.log_metric(run_id, f"{prefix}.truncated_rows", result.truncated_rows)
@@ -83,4 +83,4 @@ def log_dataset_input(run_id: str, snapshot: DatasetVersion, frame: pd.DataFrame
     )
     with active_run(run_id):
         mlflow.log_input(dataset, context=context, tags={"content_hash": snapshot.content_hash})
-    mlflow.MlflowClient().log_dict(run_id, snapshot.to_dict(), f"data/{snapshot.version}.json")
+    mlflow_client().log_dict(run_id, snapshot.to_dict(), f"data/{snapshot.version}.json")

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
@@ -27,7 +27,7 @@ from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, load_champion
 from loopline.pipeline.reference import load_reference
-from loopline.tracking import log_file, log_json
+from loopline.tracking import log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def require_champion(settings: Settings) -> Champion:
     if champion is None:
         raise LooplineError(
             f"No model version of {settings.model_name} has the alias 'production'.",
-            where=settings.resolved_tracking_uri,
+            where=mlflow.get_tracking_uri(),  # the store actually read
             hint="bootstrap one with `loopline train --data FILE` (or `loopline demo`).",
         )
     return champion
@@ -143,7 +143,7 @@ def _champion_accuracy(champion: Champion) -> float | None:
     run_id = champion.tags.get("loopline.run_id")
     if not run_id:
         return None
-    return MlflowClient().get_run(run_id).data.metrics.get("test.accuracy")
+    return mlflow_client().get_run(run_id).data.metrics.get("test.accuracy")
 
 
 def _evidently_html(
@@ -180,7 +180,7 @@ def _evidently_html(
 def _log_monitoring(
     run_id: str, drift: dict[str, Any], decision: TriggerDecision, reports: list[Path]
 ) -> None:
-    client = MlflowClient()
+    client = mlflow_client()
     client.log_metric(run_id, "window_size", float(drift.get("window_size", 0)))
     novelty = drift.get("novelty") or {}
     if "novel_share" in novelty:

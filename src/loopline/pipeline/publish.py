@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-from mlflow import MlflowClient
+from typing import Any
 
 from loopline.config import Settings
 from loopline.errors import GateFailed
 from loopline.evaluation.gate import GateReport
-from loopline.registry.models import log_model, promote, register_model
-from loopline.tracking import active_run, current_user
+from loopline.faults import crash_point
+from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
+from loopline.registry.models import log_model, register_model, version_aliases
+from loopline.registry.promotion import promote, promotion_history
+from loopline.tracking import active_run, current_user, mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -37,37 +39,51 @@ def publish_candidate(
     """Register the candidate (alias ``candidate``) and, with auto-promote, move ``production`` to it.
 
     Raises GateFailed before touching the registry when the gate said no, so a failed candidate can
-    never be promoted by accident; its evaluation evidence stays on the run.
+    never be promoted by accident; its evaluation evidence stays on the run. The version carries the
+    sha256 manifest of its files, checked whenever it is downloaded.
     """
     if not gate.passed:
         gate.raise_if_failed()
         raise GateFailed("The gate failed.", report=gate)  # raise_if_failed always raises; keeps mypy honest
     with active_run(run_id):
         model_uri = log_model(model_dir, max_length=settings.training.max_length)
-    tags = {**lineage, "loopline.gate": "passed", "loopline.run_id": run_id}
-    version = register_model(model_uri, settings.model_name, tags)
-    actor = current_user()
-    promote(
-        settings.model_name,
-        str(version.version),
-        alias="candidate",
-        actor=actor,
-        reason=reason,
-        gate_report=gate.to_dict(),
-        artifact_location=settings.resolved_artifact_location,
-    )
-    aliases = ["candidate"]
-    if settings.gate.auto_promote:
+    crash_point("publish.logged")
+    tags = {
+        **lineage,
+        "loopline.gate": "passed",
+        "loopline.run_id": run_id,
+        MANIFEST_TAG: manifest_tag(model_dir),
+    }
+    version = str(register_model(model_uri, settings.model_name, tags).version)
+    crash_point("publish.registered")
+    mlflow_client().set_tag(run_id, "loopline.registered_version", version)
+    return promote_published(settings, version, gate.to_dict(), reason)
+
+
+def promote_published(
+    settings: Settings, version: str, gate_report: dict[str, Any] | None, reason: str
+) -> PublishOutcome:
+    """Give a freshly registered version its aliases: ``candidate``, then ``production`` with auto-promote.
+
+    Also completes a round whose process died after registering: an alias this version held before
+    (recorded in the history) is not given again, so a rerun never undoes a later rollback.
+    """
+    name = settings.model_name
+    held_before = {event.alias for event in promotion_history(name) if event.version == version}
+    wanted = ["candidate", *(["production"] if settings.gate.auto_promote else [])]
+    for alias in wanted:
+        if alias in held_before:
+            continue
         promote(
-            settings.model_name,
-            str(version.version),
-            alias="production",
-            actor=actor,
-            reason=f"auto-promote: {reason}",
-            gate_report=gate.to_dict(),
+            name,
+            version,
+            alias=alias,
+            actor=current_user(),
+            reason=reason if alias == "candidate" else f"auto-promote: {reason}",
+            gate_report=gate_report,
             artifact_location=settings.resolved_artifact_location,
         )
-        aliases.append("production")
-    MlflowClient().set_tag(run_id, "loopline.registered_version", str(version.version))
-    logger.info("Registered %s version %s with aliases %s", settings.model_name, version.version, aliases)
-    return PublishOutcome(settings.model_name, str(version.version), tuple(aliases), model_uri)
+        crash_point(f"publish.{alias}")
+    aliases = tuple(sorted(alias for alias, v in version_aliases(name).items() if v == version))
+    logger.info("Published %s version %s with aliases %s", name, version, list(aliases))
+    return PublishOutcome(name, version, aliases, f"models:/{name}/{version}")

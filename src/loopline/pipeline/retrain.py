@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from loopline.config import Settings, SplitConfig
 from loopline.data.replay import ReplayBuffer
 from loopline.data.snapshots import save_snapshot
 from loopline.data.splits import create_splits
 from loopline.errors import LooplineError
+from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
+from loopline.tracking import mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -110,26 +111,33 @@ def champion_labels(model_dir: Path) -> list[str]:
     return [str(id2label[str(i)]) for i in range(len(id2label))]
 
 
-def find_version_for_key(settings: Settings, key: str) -> str | None:
-    """A version already registered for this retrain key (a rerun after a crash past registration)."""
-    client = MlflowClient()
+def find_version_for_key(settings: Settings, key: str, tag: str = "loopline.retrain_key") -> str | None:
+    """A version already registered under this key (a rerun after a crash past registration)."""
+    client = mlflow_client()
     for version in client.search_model_versions(f"name='{settings.model_name}'"):
-        if version.tags.get("loopline.retrain_key") == key:
+        if version.tags.get(tag) == key:
             return str(version.version)
     return None
 
 
 def finish_retrain(settings: Settings, store: FeedbackStore, plan: RetrainPlan, version: str) -> None:
-    """Mark the feedback used by ``version``, fold its training rows into the replay buffer and its
-    held-out rows (never trained on) into the regression set that later rounds check forgetting on."""
-    store.mark_used(plan.feedback_ids, version)
+    """Fold the round's training rows into the replay buffer and its held-out rows (never trained on)
+    into the regression set that later rounds check forgetting on, then mark the feedback used by
+    ``version``. Marking comes last, so a round killed before it is finished by the next run; the
+    buffers skip an update they already hold (keyed by the retrain key)."""
     seed = settings.training.seed
     if settings.replay.per_class > 0:
         buffer = ReplayBuffer.load(replay_path(settings))
-        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, seed).save()
+        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, seed, key=plan.retrain_key)
+        buffer.save()
     if settings.gate.regression_per_class > 0:
         holdouts = ReplayBuffer.load(regression_path(settings))
-        holdouts.update(plan.frame("feedback"), settings.gate.regression_per_class, seed).save()
+        holdouts.update(
+            plan.frame("feedback"), settings.gate.regression_per_class, seed, key=plan.retrain_key
+        )
+        holdouts.save()
+    crash_point("retrain.buffers")
+    store.mark_used(plan.feedback_ids, version)
 
 
 def replay_path(settings: Settings) -> Path:

@@ -1,14 +1,12 @@
-"""Log, register and promote models in the MLflow registry; stages are aliases.
+"""Log and register models in the MLflow registry, and look versions and aliases up.
 
-Promotion history is kept as small MLflow runs in the experiment ``<model>-promotions`` (params alias,
-version, previous_version, actor, reason, at; tag ``loopline.event``; the gate report as an artifact), so
-it shows in the MLflow UI and works the same against a remote tracking server. Every call here uses
-``MlflowClient`` (never the fluent active run), so promoting inside a flow's run does not disturb it.
+Promotion (moving aliases, with history and rollback) is in ``loopline.registry.promotion``. Every call
+here uses the connected ``MlflowClient`` (never the fluent active run), so registering inside a flow's
+run does not disturb it.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import re
@@ -28,18 +26,16 @@ from mlflow.tracking import MlflowClient
 
 from loopline.errors import RegistryError
 from loopline.registry import pyfunc
+from loopline.tracking import mlflow_client
 
 logger = logging.getLogger(__name__)
 
 GATE_TAG = "loopline.gate"  # "passed" / "failed": the gate's verdict on a version
-EVENT_TAG = "loopline.event"  # "promotion" / "rollback" on a history run
 # Where the dataset version of a model is looked for: version tags first, then its run's tags and params.
 DATA_VERSION_KEYS = ("loopline.dataset_version", "loopline.data_version", "dataset_version", "data_version")
-PROMOTIONS_SUFFIX = "-promotions"
 REQUIREMENTS = ("torch", "transformers", "mlflow", "pandas", "safetensors")
 EXAMPLE_TEXTS = ("I would like a refund for my last order.", "How do I change my password?")
 READY_TIMEOUT_S = 300
-MAX_PARAM_CHARS = 6000
 _ALIAS = re.compile(r"^[A-Za-z][\w-]*$")  # MLflow reserves "latest" and "v<number>"
 
 
@@ -169,7 +165,7 @@ def register_model(model_uri: str, name: str, tags: dict[str, str] | None = None
             f"Could not register {model_uri} as model '{name}': {exc.message}",
             hint="Pass the URI returned by log_model (models:/m-...) and check the tracking URI.",
         ) from exc
-    mv = _wait_until_ready(MlflowClient(), name, str(mv.version))
+    mv = _wait_until_ready(mlflow_client(), name, str(mv.version))
     logger.info("Registered %s as '%s' version %s", model_uri, name, mv.version)
     return mv
 
@@ -177,10 +173,10 @@ def register_model(model_uri: str, name: str, tags: dict[str, str] | None = None
 # --- lookups --------------------------------------------------------------------------------------
 
 
-def _client_and_model(name: str) -> tuple[MlflowClient, Any]:
-    client = MlflowClient()
+def registered_model(client: MlflowClient, name: str) -> Any:
+    """The registered model ``name``; RegistryError naming the store read when there is none."""
     try:
-        return client, client.get_registered_model(name)
+        return client.get_registered_model(name)
     except MlflowException as exc:
         known = [m.name for m in client.search_registered_models(max_results=20)]
         raise RegistryError(
@@ -190,7 +186,21 @@ def _client_and_model(name: str) -> tuple[MlflowClient, Any]:
         ) from exc
 
 
-def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+def _client_and_model(name: str) -> tuple[MlflowClient, Any]:
+    client = mlflow_client()
+    return client, registered_model(client, name)
+
+
+def get_version(name: str, version: str | int) -> ModelVersion:
+    """Version ``version`` of ``name``; RegistryError listing the existing versions when there is none."""
+    client, _ = _client_and_model(name)
+    version = str(version).strip()
+    if not version.isdigit():
+        raise RegistryError(
+            f"'{version}' is not a model version number.",
+            where=f"model '{name}'",
+            hint="Pass a number such as 3 (`loopline models` lists them).",
+        )
     try:
         return client.get_model_version(name, version)
     except MlflowException as exc:
@@ -201,7 +211,7 @@ def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
         ) from exc
 
 
-def _check_alias(alias: str) -> str:
+def check_alias(alias: str) -> str:
     if not _ALIAS.match(alias) or alias == "latest" or re.fullmatch(r"v\d+", alias):
         raise RegistryError(
             f"'{alias}' is not a usable alias.",
@@ -211,34 +221,31 @@ def _check_alias(alias: str) -> str:
     return alias
 
 
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return "unknown"
-
-
 def model_exists(name: str) -> bool:
     """Whether a registered model of this name exists (before the first registration it does not)."""
-    return bool(MlflowClient().search_registered_models(filter_string=f"name='{name}'"))
+    return bool(mlflow_client().search_registered_models(filter_string=f"name='{name}'"))
 
 
 def get_alias_version(name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points to, or None when the alias is not set (unknown model: RegistryError)."""
-    _check_alias(alias)
+    check_alias(alias)
     client, model = _client_and_model(name)
     version = (model.aliases or {}).get(alias)
     return None if version is None else client.get_model_version(name, str(version))
 
 
+def version_aliases(name: str) -> dict[str, str]:
+    """Every alias of ``name`` and the version it points to (read from the registered model: on SQLite,
+    ``search_model_versions`` returns versions without their aliases)."""
+    _, model = _client_and_model(name)
+    return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+
 def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
     """Point ``alias`` at a version (no gate check, no history: use ``promote`` for that)."""
-    _check_alias(alias)
-    client, _ = _client_and_model(name)
-    mv = _get_version(client, name, str(version))
-    client.set_registered_model_alias(name, alias, str(mv.version))
+    check_alias(alias)
+    mv = get_version(name, version)
+    mlflow_client().set_registered_model_alias(name, alias, str(mv.version))
     return mv
 
 
@@ -285,238 +292,3 @@ def list_versions(name: str) -> list[VersionSummary]:
             )
         )
     return summaries
-
-
-# --- promotion history ------------------------------------------------------------------------------
-
-
-def _default_history_location(client: MlflowClient, name: str, run_id: str | None) -> str | None:
-    """Keep history artifacts beside the model's: ``<artifact root of its experiment>/<name>-promotions``
-    (an embedded setup then never writes into the working directory); None lets the server decide."""
-    if not run_id:
-        return None
-    try:
-        root = client.get_experiment(client.get_run(run_id).info.experiment_id).artifact_location
-    except MlflowException:
-        return None
-    return f"{root.rstrip('/')}/{name}{PROMOTIONS_SUFFIX}" if root else None
-
-
-def _promotions_experiment_id(
-    client: MlflowClient, name: str, artifact_location: str | None, run_id: str | None
-) -> str:
-    experiment_name = f"{name}{PROMOTIONS_SUFFIX}"
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        location = artifact_location or _default_history_location(client, name, run_id)
-        return str(client.create_experiment(experiment_name, artifact_location=location))
-    if experiment.lifecycle_stage == "deleted":
-        client.restore_experiment(experiment.experiment_id)
-    return str(experiment.experiment_id)
-
-
-def _record_event(
-    client: MlflowClient,
-    event: PromotionEvent,
-    gate_report: dict[str, Any] | None,
-    forced: bool,
-    location: str | None,
-    model_run_id: str | None,
-) -> str:
-    experiment_id = _promotions_experiment_id(client, event.model, location, model_run_id)
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{event.kind} {event.alias} -> v{event.version}",
-        tags={EVENT_TAG: event.kind, "loopline.model": event.model, "loopline.alias": event.alias},
-    )
-    params = {
-        "model": event.model,
-        "alias": event.alias,
-        "version": event.version,
-        "previous_version": event.previous_version or "none",
-        "actor": event.actor,
-        "reason": (event.reason or "-")[:MAX_PARAM_CHARS],
-        "at": event.at,
-        "gate_passed": "unknown" if event.gate_passed is None else str(event.gate_passed).lower(),
-        "forced": str(forced).lower(),
-    }
-    for key, value in params.items():
-        client.log_param(run.info.run_id, key, value)
-    if gate_report is not None:
-        client.log_dict(run.info.run_id, gate_report, "gate_report.json")
-    client.set_terminated(run.info.run_id, status="FINISHED")
-    return str(run.info.run_id)
-
-
-def _event_from_run(run: Any) -> PromotionEvent:
-    params = run.data.params
-    gate = params.get("gate_passed", "unknown")
-    return PromotionEvent(
-        model=params["model"],
-        alias=params["alias"],
-        version=params["version"],
-        previous_version=None
-        if params.get("previous_version", "none") == "none"
-        else params["previous_version"],
-        actor=params.get("actor", "unknown"),
-        reason=params.get("reason", ""),
-        at=params["at"],
-        gate_passed=None if gate == "unknown" else gate == "true",
-        kind=run.data.tags.get(EVENT_TAG, "promotion"),
-        run_id=run.info.run_id,
-    )
-
-
-def promotion_history(name: str, alias: str | None = None) -> list[PromotionEvent]:
-    """Promotions and rollbacks of ``name`` (optionally of one alias), oldest first."""
-    if alias is not None:
-        _check_alias(alias)
-    client, _ = _client_and_model(name)
-    experiment = client.get_experiment_by_name(f"{name}{PROMOTIONS_SUFFIX}")
-    if experiment is None:
-        return []
-    filter_string = f"params.alias = '{alias}'" if alias else ""
-    runs: list[Any] = []
-    token: str | None = None
-    while True:
-        page = client.search_runs(
-            [experiment.experiment_id], filter_string, max_results=1000, page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-    events = [_event_from_run(r) for r in runs if r.data.tags.get(EVENT_TAG) in {"promotion", "rollback"}]
-    return sorted(events, key=lambda e: e.at)
-
-
-# --- promotion and rollback -----------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(tz=UTC).isoformat(timespec="microseconds")
-
-
-def _gate_verdict(mv: ModelVersion, gate_report: dict[str, Any] | None) -> bool | None:
-    if gate_report is not None and "passed" in gate_report:
-        return bool(gate_report["passed"])
-    tag = (mv.tags or {}).get(GATE_TAG)
-    return None if tag is None else tag == "passed"
-
-
-def _move_alias(
-    client: MlflowClient,
-    mv: ModelVersion,
-    alias: str,
-    *,
-    kind: str,
-    actor: str | None,
-    reason: str,
-    gate_report: dict[str, Any] | None = None,
-    forced: bool = False,
-    artifact_location: str | None = None,
-) -> PromotionEvent:
-    name, version = mv.name, str(mv.version)
-    current = get_alias_version(name, alias)
-    previous = None if current is None else str(current.version)
-    event = PromotionEvent(
-        model=name,
-        alias=alias,
-        version=version,
-        previous_version=previous,
-        actor=_actor(actor),
-        reason=reason,
-        at=_now(),
-        gate_passed=_gate_verdict(mv, gate_report),
-        kind=kind,
-    )
-    if previous == version:
-        logger.info("Alias '%s' of '%s' already points to version %s; nothing to do", alias, name, version)
-        return PromotionEvent(**{**event.to_dict(), "kind": "unchanged"})
-    client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, f"loopline.{alias}.{kind}_at", event.at)
-    client.set_model_version_tag(name, version, f"loopline.{alias}.{kind}_by", event.actor)
-    run_id = _record_event(client, event, gate_report, forced, artifact_location, mv.run_id)
-    logger.info("%s: '%s'@%s %s -> %s by %s (%s)", kind, name, alias, previous, version, event.actor, reason)
-    return PromotionEvent(**{**event.to_dict(), "run_id": run_id})
-
-
-def promote(
-    name: str,
-    version: str | int,
-    alias: str = "production",
-    *,
-    actor: str | None = None,
-    reason: str = "",
-    gate_report: dict[str, Any] | None = None,
-    force: bool = False,
-    artifact_location: str | None = None,
-) -> PromotionEvent:
-    """Move ``alias`` to ``version`` and record who, when, from, to, why and the gate report.
-
-    Refuses (RegistryError) a version whose ``loopline.gate`` tag is "failed", or a ``gate_report`` that
-    did not pass, unless ``force``. ``artifact_location`` is used only when the history experiment is
-    created (None: beside the artifacts of the version's run's experiment).
-    """
-    _check_alias(alias)
-    client, _ = _client_and_model(name)
-    mv = _get_version(client, name, str(version))
-    tag_failed = (mv.tags or {}).get(GATE_TAG) == "failed"
-    report_failed = gate_report is not None and gate_report.get("passed") is False
-    if (tag_failed or report_failed) and not force:
-        where = [f"tag {GATE_TAG}=failed on version {mv.version}"] if tag_failed else []
-        where += ["the gate report passed in (passed=false)"] if report_failed else []
-        raise RegistryError(
-            f"Refusing to promote version {mv.version} of '{name}' to '{alias}': the gate failed it.",
-            where=" and ".join(where),
-            hint="Promote a version that passed the gate, or pass force=True (--force) with a reason.",
-        )
-    if tag_failed or report_failed:
-        logger.warning("Forcing promotion of version %s of '%s' despite a failed gate", mv.version, name)
-    return _move_alias(
-        client,
-        mv,
-        alias,
-        kind="promotion",
-        actor=actor,
-        reason=reason,
-        gate_report=gate_report,
-        forced=force and (tag_failed or report_failed),
-        artifact_location=artifact_location,
-    )
-
-
-def rollback(
-    name: str,
-    alias: str = "production",
-    *,
-    actor: str | None = None,
-    reason: str = "rollback",
-    artifact_location: str | None = None,
-) -> PromotionEvent:
-    """Move ``alias`` back to the previous version of its latest promotion/rollback event, and record it."""
-    _check_alias(alias)
-    client, _ = _client_and_model(name)
-    history = promotion_history(name, alias)
-    if not history:
-        raise RegistryError(
-            f"Cannot roll back '{name}'@{alias}: no promotion of this alias is recorded.",
-            hint="Promote a version first (rollback needs a recorded previous version).",
-        )
-    latest = history[-1]
-    if latest.previous_version is None:
-        raise RegistryError(
-            f"Cannot roll back '{name}'@{alias}: version {latest.version} was its first version "
-            f"(promoted {latest.at}), so there is no previous one.",
-            hint="Promote another version instead.",
-        )
-    target = _get_version(client, name, latest.previous_version)
-    return _move_alias(
-        client,
-        target,
-        alias,
-        kind="rollback",
-        actor=actor,
-        reason=reason,
-        artifact_location=artifact_location,
-    )

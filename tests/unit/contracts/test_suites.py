@@ -112,7 +112,8 @@ def test_a_rule_edited_in_the_json_changes_behaviour(tmp_path: Path) -> None:
     """The rules really are data: tighten text_min_length in the file, not in code."""
 
     def edit(raw: dict) -> None:
-        raw["expectations"][4]["kwargs"]["min_value"] = 30
+        (rule,) = [e for e in raw["expectations"] if e["meta"]["loopline"]["rule"] == "text_min_length"]
+        rule["kwargs"]["min_value"] = 30
 
     suites_dir = _edited_suite_dir(tmp_path, edit)
     frame = with_rows(clean_frame(), [("a rather short text", "billing")])

@@ -18,11 +18,9 @@ from loopline.registry.models import (
     get_alias_version,
     list_versions,
     log_model,
-    promote,
-    promotion_history,
     register_model,
-    rollback,
 )
+from loopline.registry.promotion import promote, promotion_history, rollback
 
 from .conftest import LABELS, MlflowStore
 

@@ -1,0 +1,38 @@
+"""Whether a process that left something behind (a lock, a run, a partial download) is still alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def process_is_alive(pid: int) -> bool:
+    """True while a process of this id runs on this machine (or we may not signal it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def holder_name(run_id: str) -> str:
+    """``host:pid:run_id``: who holds a lock, readable by :func:`holder_is_dead` in another process."""
+    return f"{this_host()}:{os.getpid()}:{run_id}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A holder ``host:pid:...`` on this host whose process is gone (killed mid-work).
+
+    Another machine's holder is never judged dead here: only a timeout can free it.
+    """
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != this_host() or not pid.isdigit():
+        return False
+    return not process_is_alive(int(pid))
