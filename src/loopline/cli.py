@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -23,6 +22,7 @@ from rich.text import Text
 
 from loopline.config import Settings, load_settings
 from loopline.errors import ConfigError, LooplineError
+from loopline.logs import configure_cli_logging
 from loopline.telemetry import disable_telemetry
 from loopline.tracking import current_user
 
@@ -99,7 +99,7 @@ def _settings(
     config: Path | None, home: Path | None, *, connect_stores: bool = True, **overrides: Any
 ) -> Settings:
     """Resolve the settings once, then point every store at them (unless the command touches none)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_cli_logging()
     settings = load_settings(config, home=home, **overrides)
     if connect_stores:
         from loopline.stores import connect
