@@ -23,7 +23,7 @@ from rich.text import Text
 from loopline.config import Settings, load_settings
 from loopline.errors import ConfigError, LooplineError
 from loopline.logs import configure_cli_logging
-from loopline.telemetry import disable_telemetry
+from loopline.telemetry import disable_telemetry, set_orchestration_defaults
 from loopline.tracking import current_user
 
 app = typer.Typer(help="loopline: keep a fine-tuned text classifier fresh, safely.", no_args_is_help=True)
@@ -69,6 +69,7 @@ def _entry() -> None:
     import os
 
     disable_telemetry()
+    set_orchestration_defaults()
     # Must be set before Prefect configures logging (when a command first imports a flow).
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "loopline")
 

@@ -23,3 +23,16 @@ def disable_telemetry() -> None:
     """Set the opt-out variables of MLflow, Prefect, Evidently, Great Expectations and Hugging Face."""
     for key, value in _OFF.items():
         os.environ.setdefault(key, value)
+
+
+# Not telemetry, but process defaults every entry point wants, set the same way (a user's value wins).
+_ORCHESTRATION = {
+    # Prefect's temporary server migrates a fresh database first: on 2 cores that takes longer than
+    # Prefect's 20 s default, and the very first command on a new machine would time out.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
+
+
+def set_orchestration_defaults() -> None:
+    for key, value in _ORCHESTRATION.items():
+        os.environ.setdefault(key, value)

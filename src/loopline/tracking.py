@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +21,12 @@ from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
 from loopline.config import Settings
 from loopline.errors import StoreError
+from loopline.processes import holder_is_dead, this_host
 
 logger = logging.getLogger(__name__)
 
 REACHABLE_TIMEOUT_S = 5.0
+HOLDER_TAG = "loopline.holder"  # host:pid of the process that created a run
 
 
 def configure_mlflow(settings: Settings) -> str:
@@ -101,10 +104,31 @@ def experiment_artifact_locations() -> dict[str, str]:
 
 
 def start_run(settings: Settings, run_name: str, tags: dict[str, str] | None = None) -> str:
-    """Create a run (not bound to this thread) and return its id; finish it with ``end_run``."""
-    experiment_id = _ensure_experiment(mlflow_client(), settings)
-    run = mlflow_client().create_run(experiment_id, run_name=run_name, tags=tags or {})
+    """Create a run (not bound to this thread) and return its id; finish it with ``end_run``.
+
+    Runs left RUNNING by a killed process of this machine are marked KILLED first, so the MLflow UI
+    never shows a crashed run as still going.
+    """
+    store = mlflow_client()
+    experiment_id = _ensure_experiment(store, settings)
+    mark_dead_runs_killed(store, experiment_id)
+    holder = {HOLDER_TAG: f"{this_host()}:{os.getpid()}"}
+    run = store.create_run(experiment_id, run_name=run_name, tags={**(tags or {}), **holder})
     return str(run.info.run_id)
+
+
+def mark_dead_runs_killed(store: MlflowClient, experiment_id: str) -> int:
+    """RUNNING runs whose process (``loopline.holder`` host:pid) is gone → KILLED; returns how many."""
+    runs = store.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=200)
+    dead = [run for run in runs if holder_is_dead(run.data.tags.get(HOLDER_TAG, ""))]
+    for run in dead:
+        store.set_terminated(run.info.run_id, status="KILLED")
+        logger.warning(
+            "Run %s (%s) was left running by a killed process; marked KILLED",
+            run.info.run_id,
+            run.info.run_name,
+        )
+    return len(dead)
 
 
 def end_run(run_id: str, *, failed: bool = False) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 from loopline.config import Settings
 from loopline.contracts import ContractResult, validate_feedback_batch
 from loopline.errors import ContractViolation, DataError
+from loopline.faults import crash_point
 from loopline.feedback.store import BatchInfo, FeedbackStore, ImportResult
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def intake_feedback(
         label_map=settings.label_map,
         check=lambda frame: check_label_names(frame, known_labels, str(path)),
     )
+    crash_point("feedback.imported")
     batch = store.get_batch(imported.batch_id)
     assert batch is not None, "import_feedback_file returns the id of a stored batch"
     pending = store.pending_feedback(imported.batch_id)

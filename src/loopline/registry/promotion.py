@@ -39,7 +39,7 @@ from loopline.registry.models import (
     get_version,
     registered_model,
 )
-from loopline.tracking import current_user, mlflow_client
+from loopline.tracking import HOLDER_TAG, current_user, mlflow_client
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _reconcile(client: MlflowClient, name: str, aliases: dict[str, str], runs: l
 
 
 def _abandoned(run: Any) -> bool:
-    holder = run.data.tags.get("loopline.holder", "")
+    holder = run.data.tags.get(HOLDER_TAG, "")
     started = datetime.fromtimestamp((run.info.start_time or 0) / 1000, tz=UTC)
     return holder_is_dead(holder) or datetime.now(UTC) - started > INTENT_GRACE
 
@@ -385,7 +385,7 @@ def _record_intent(
         run_name=f"{event.kind} {event.alias} -> v{event.version}",
         tags={
             EVENT_TAG: event.kind,
-            "loopline.holder": f"{this_host()}:{os.getpid()}",
+            HOLDER_TAG: f"{this_host()}:{os.getpid()}",
             **{f"loopline.{key}": value for key, value in fields.items()},
         },
     )

@@ -1,4 +1,4 @@
-"""Property: whatever bytes a file holds, the loader gives the canonical frame or a DataError, nothing else."""
+"""Property: whatever bytes a file holds, the loader gives the canonical frame or a DataError."""
 
 from __future__ import annotations
 

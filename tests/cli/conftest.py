@@ -1,0 +1,177 @@
+"""One-shot commands, each its own process, the way cron, CI and people run them.
+
+Every command runs in a fresh working folder with a user home of its own and none of the caller's
+``LOOPLINE_*``/MLflow/Prefect variables, so nothing leaks in from this test process and anything written
+outside the loopline home shows. Flow commands talk to one ``prefect server start`` for the session
+(what the README recommends for repeated one-shot commands) unless a test asks for Prefect's default,
+the temporary server each command starts itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from loopline.data.demo import write_demo_files
+from tests.processes import PREFECT_START_TIMEOUT_S, TELEMETRY_OFF, launch_prefect
+
+LOOPLINE = str(Path(sys.executable).parent / "loopline")
+COMMAND_TIMEOUT_S = 600
+# Small, quick and lenient: the tiny random model learns little, and these tests are about processes.
+TINY_TOML = """\
+base_model = "{base_model}"
+[training]
+epochs = 1
+batch_size = 32
+max_length = 32
+early_stopping_patience = 0
+[gate]
+min_macro_f1 = 0.0
+min_accuracy = 0.0
+min_behaviour_pass_rate = 0.0
+tolerance = 1.0
+max_class_recall_drop = 1.0
+min_new_label_recall = 0.0
+[monitor]
+min_labelled_feedback = 100000
+reference_size = 200
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def explain(self) -> str:
+        return f"loopline {' '.join(self.args)} → exit {self.returncode}\n{self.output[-6000:]}"
+
+
+@dataclass
+class Cli:
+    """Runs ``loopline`` as a subprocess in ``cwd`` with a clean environment."""
+
+    cwd: Path
+    user_home: Path
+    prefect_api: str | None = None
+    env_extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_home.mkdir(parents=True, exist_ok=True)  # a real user has one (Prefect needs it)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_", "PREFECT_"))}
+        env = {
+            **keep,
+            **TELEMETRY_OFF,
+            "HOME": str(self.user_home),
+            "PREFECT_HOME": str(self.user_home / ".prefect"),
+            "HF_HUB_OFFLINE": "1",
+            "COLUMNS": "200",
+            **self.env_extra,
+            **extra,
+        }
+        if self.prefect_api:
+            env["PREFECT_API_URL"] = self.prefect_api
+        return env
+
+    def run(self, *args: str, timeout: float = COMMAND_TIMEOUT_S, **env: str) -> Result:
+        done = subprocess.run(
+            [LOOPLINE, *args],
+            cwd=self.cwd,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(tuple(args), done.returncode, done.stdout, done.stderr)
+
+    def ok(self, *args: str, **env: str) -> Result:
+        result = self.run(*args, **env)
+        assert result.returncode == 0, result.explain()
+        assert "Traceback" not in result.output, result.explain()
+        return result
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect server for the session's one-shot flow commands."""
+    server, url = launch_prefect(tmp_path_factory.mktemp("prefect-cli"))
+    try:
+        server.wait_healthy(PREFECT_START_TIMEOUT_S)
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def user_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A user's files, columns named utterance/intent: training data, another labelled file, feedback
+    (with a new intent, so a retrain grows the head)."""
+    folder = tmp_path_factory.mktemp("user-files")
+    demo = write_demo_files(folder / "demo", seed=3)
+    rename = {"text": "utterance", "label": "intent"}
+    train = pd.read_csv(demo["train"]).rename(columns=rename)
+    files = {
+        "data.csv": train.sample(n=400, random_state=0),
+        "other.csv": train.sample(n=120, random_state=1),
+        "feedback.csv": pd.read_csv(demo["feedback_round2"]).rename(columns=rename).head(200),
+    }
+    paths = {}
+    for name, frame in files.items():
+        paths[name] = folder / name
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+def tiny_toml(base_model: Path) -> str:
+    return TINY_TOML.format(base_model=base_model)
+
+
+def folder_listing(folder: Path) -> set[str]:
+    """Every path under ``folder``, relative (what a command left there)."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def store_fingerprint(home: Path) -> dict[str, object]:
+    """What bad input must not change: versions, aliases, promotion records, feedback rows and batches."""
+
+    def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+        if not db.is_file():
+            return []
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    mlflow_db, feedback_db = home / "mlflow.db", home / "feedback.db"
+    return {
+        "versions": query(mlflow_db, "SELECT name, version FROM model_versions ORDER BY name, version"),
+        "aliases": query(
+            mlflow_db, "SELECT name, alias, version FROM registered_model_aliases ORDER BY 1, 2"
+        ),
+        "history": query(
+            mlflow_db,
+            "SELECT r.status, count(*) FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id "
+            "WHERE e.name LIKE '%-promotions' GROUP BY r.status ORDER BY 1",
+        ),
+        "feedback": query(feedback_db, "SELECT status, count(*) FROM feedback GROUP BY status ORDER BY 1"),
+        "batches": query(feedback_db, "SELECT id, status, row_count FROM feedback_batches ORDER BY id"),
+    }
