@@ -74,6 +74,7 @@ from loopline.data.splits import Splits, create_splits
 from loopline.evaluation.gate import GateCheck, GateReport
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
+from loopline.model_files import read_labels
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
@@ -82,7 +83,6 @@ from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.retrain import (
     FEEDBACK_SPLIT,
     RetrainPlan,
-    champion_labels,
     finish_retrain,
     plan_retrain,
 )
@@ -411,7 +411,7 @@ def _one_round(
 ) -> Champion:
     settings, stream, tracks = state.settings, state.stream, state.tracks
     batch = stream.batches[rnd - 1]
-    known = champion_labels(champion.model_dir)
+    known = read_labels(champion.model_dir)
     intake = intake_round(settings, store, batch, rnd, known)
     accepted = store.accepted_unused_feedback()
     this_batch = accepted[accepted["batch_id"] == intake.batch_id]

@@ -11,16 +11,16 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import flow_settings, retry_unless_user_error
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
+from loopline.model_files import read_labels
+from loopline.pipeline.champion import require_champion
 from loopline.pipeline.feedback import FeedbackIntake, intake_feedback
-from loopline.pipeline.monitor import require_champion
-from loopline.pipeline.retrain import champion_labels
 
 
 @task(retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_user_error, cache_policy=NO_CACHE)
 def import_batch(
     settings: Settings, path: str, text_column: str | None, label_column: str | None
 ) -> FeedbackIntake:
-    known = champion_labels(require_champion(settings).model_dir)
+    known = read_labels(require_champion(settings).model_dir)
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         return intake_feedback(
             settings, store, path, known, text_column=text_column, label_column=label_column

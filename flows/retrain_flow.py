@@ -21,9 +21,8 @@ from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.assess import assess_candidate
-from loopline.pipeline.champion import Champion
+from loopline.pipeline.champion import Champion, require_champion
 from loopline.pipeline.fit import fit_candidate
-from loopline.pipeline.monitor import require_champion
 from loopline.pipeline.publish import PublishOutcome, promote_published, publish_candidate
 from loopline.pipeline.retrain import (
     RetrainPlan,

@@ -18,6 +18,7 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+from sqlalchemy.exc import SQLAlchemyError
 
 from loopline.config import Settings
 from loopline.errors import StoreError
@@ -40,9 +41,10 @@ def configure_mlflow(settings: Settings) -> str:
     mlflow.set_registry_uri(uri)
     try:
         return _ensure_experiment(MlflowClient(), settings)
-    except MlflowException as err:
+    except (MlflowException, SQLAlchemyError) as err:
+        message = err.message if isinstance(err, MlflowException) else str(getattr(err, "orig", None) or err)
         raise StoreError(
-            f"The MLflow tracking store refused the connection: {err.message.splitlines()[0][:300]}",
+            f"The MLflow tracking store refused the connection: {message.splitlines()[0][:300]}",
             where=_shown(uri),
             hint="Check the tracking URI and that the store is a readable MLflow database or server.",
         ) from None

@@ -156,7 +156,7 @@ def store_fingerprint(home: Path) -> dict[str, object]:
         conn = sqlite3.connect(db)
         try:
             return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:  # a broken file: the case is about it
             return []
         finally:
             conn.close()

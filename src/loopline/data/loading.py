@@ -113,7 +113,7 @@ def _decode(path: Path, encoding: str) -> str:
         # utf-8-sig also drops a BOM that would otherwise become part of the first column's name.
         codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
-        return raw.decode(codec)
+        text = raw.decode(codec)
     except LookupError as err:
         raise DataError(
             f"Unknown text encoding '{encoding}'", where=str(path), hint="Pass e.g. --encoding latin-1."
@@ -125,16 +125,28 @@ def _decode(path: Path, encoding: str) -> str:
             where=f"{path}, line {line}, byte offset {err.start}",
             hint=_encoding_hint(raw),
         ) from err
+    if text[:4096].count("\x00") > len(text[:4096]) // 4:  # valid UTF-8, but every other byte is NUL
+        raise DataError(
+            f"The file does not look like {codec} text: a quarter of its first characters are NUL bytes",
+            where=str(path),
+            hint=_encoding_hint(raw),
+        )
+    return text
 
 
 def _encoding_hint(raw: bytes) -> str:
     sample = raw[:4096]
     if len(sample) >= 4 and max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4:
         return "It looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)."
-    return "Re-save the file as UTF-8, or pass its encoding with --encoding (e.g. latin-1, cp1252)."
+    return "Pass the file's encoding, e.g. --encoding latin-1 (or cp1252), or re-save it as UTF-8."
 
 
 def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
+    try:
+        header = next(csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=sep), [])
+    except csv.Error:
+        header = []  # pandas says what is wrong below
+    _check_unique_columns(header, path)  # pandas would rename a repeated name to "name.1" silently
     try:
         # Strings only: "NA"/"None"/"null" are real labels here; only an empty cell is missing.
         # pandas' C parser ends a field at a NUL byte (the rest of the text would vanish); the Python
@@ -278,10 +290,7 @@ def _class_labels_to_names(table: pa.Table, features: Any) -> pa.Table:
     return table
 
 
-def _to_canonical(
-    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str, extra: Sequence[str]
-) -> pd.DataFrame:
-    columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+def _check_unique_columns(columns: Sequence[object], path: Path) -> None:
     duplicated = sorted({str(c) for c in columns if columns.count(c) > 1})
     if duplicated:
         raise DataError(
@@ -289,6 +298,13 @@ def _to_canonical(
             where=str(path),
             hint="Give every column its own name, then export again.",
         )
+
+
+def _to_canonical(
+    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str, extra: Sequence[str]
+) -> pd.DataFrame:
+    columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+    _check_unique_columns(columns, path)
     for column, flag in ((text_column, "--text-col"), (label_column, "--label-col")):
         if column not in columns:
             available = ", ".join(str(c) for c in columns if c != "source_row") or "none"

@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from loopline.data.loading import load_labelled_text
@@ -172,8 +172,18 @@ class FeedbackStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine = _create_engine(url)
-        _create_schema(self._engine)
+        shown = make_url(url).render_as_string(hide_password=True)
+        try:
+            self._engine = _create_engine(url)
+            _create_schema(self._engine)
+        except (SQLAlchemyError, ModuleNotFoundError) as err:
+            reason = str(getattr(err, "orig", None) or err).splitlines()[0][:300]
+            raise FeedbackStoreError(
+                f"Cannot open the feedback store: {reason}",
+                where=shown,
+                hint="Check feedback_db_url (LOOPLINE_FEEDBACK_DB_URL), that the database answers and is a "
+                "loopline feedback store; for PostgreSQL install loopline[postgres].",
+            ) from None
         self._read_sessions = sessionmaker(self._engine, expire_on_commit=False)
         # On SQLite, write transactions start with BEGIN IMMEDIATE (see _create_engine).
         writer = self._engine.execution_options(loopline_write=True)

@@ -13,7 +13,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from loopline.config import Settings
-from loopline.errors import StoreError
+from loopline.errors import LooplineError, StoreError
 from loopline.faults import crash_point
 from loopline.processes import process_is_alive
 from loopline.registry.integrity import (
@@ -51,6 +51,17 @@ def load_champion(settings: Settings, alias: str = PRODUCTION) -> Champion | Non
     if version is None:
         return None
     return Champion(str(version.version), fetch_model_dir(settings, str(version.version)), dict(version.tags))
+
+
+def require_champion(settings: Settings) -> Champion:
+    champion = load_champion(settings)
+    if champion is None:
+        raise LooplineError(
+            f"No model version of {settings.model_name} has the alias 'production'.",
+            where=mlflow.get_tracking_uri(),  # the store actually read
+            hint="bootstrap one with `loopline train --data FILE` (or `loopline demo`).",
+        )
+    return champion
 
 
 def fetch_model_dir(settings: Settings, version: str) -> Path:

@@ -8,12 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from loopline.config import Settings
-from loopline.errors import LooplineError
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
 from loopline.monitoring.drift import (
@@ -25,7 +23,7 @@ from loopline.monitoring.drift import (
 )
 from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
-from loopline.pipeline.champion import Champion, load_champion
+from loopline.pipeline.champion import Champion, require_champion
 from loopline.pipeline.reference import load_reference
 from loopline.tracking import log_file, log_json, mlflow_client
 
@@ -42,17 +40,6 @@ class MonitorOutcome:
     reason: str
     decision_id: int
     report_paths: list[Path]  # Evidently HTML: texts and embeddings; the champion's scores
-
-
-def require_champion(settings: Settings) -> Champion:
-    champion = load_champion(settings)
-    if champion is None:
-        raise LooplineError(
-            f"No model version of {settings.model_name} has the alias 'production'.",
-            where=mlflow.get_tracking_uri(),  # the store actually read
-            hint="bootstrap one with `loopline train --data FILE` (or `loopline demo`).",
-        )
-    return champion
 
 
 def monitor_window(

@@ -18,6 +18,7 @@ from loopline.data.splits import create_splits
 from loopline.errors import LooplineError
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
+from loopline.model_files import read_labels
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
 from loopline.tracking import mlflow_client
@@ -56,7 +57,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
             where=settings.resolved_feedback_db_url,
             hint="import feedback with `loopline feedback import FILE` first.",
         )
-    old_labels = champion_labels(champion.model_dir)
+    old_labels = read_labels(champion.model_dir)
     new_labels = sorted(set(feedback["label"].astype(str)) - set(old_labels))
     test_version = champion.test_version
     base = load_splits(settings, test_version)
@@ -102,13 +103,6 @@ def retrain_key(feedback_ids: list[int]) -> str:
     the production alias) never trains or registers them twice."""
     payload = json.dumps({"feedback": sorted(feedback_ids)})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def champion_labels(model_dir: Path) -> list[str]:
-    """The champion's label list in id order (its head's rows)."""
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    id2label = config["id2label"]
-    return [str(id2label[str(i)]) for i in range(len(id2label))]
 
 
 def find_version_for_key(settings: Settings, key: str, tag: str = "loopline.retrain_key") -> str | None:

@@ -7,7 +7,6 @@ run does not disturb it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from loopline.errors import RegistryError
+from loopline.model_files import read_labels
 from loopline.registry import pyfunc
 from loopline.tracking import mlflow_client
 
@@ -90,18 +90,6 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _model_labels(model_dir: Path) -> list[str]:
-    config_path = model_dir / "config.json"
-    if not config_path.is_file():
-        raise RegistryError(
-            f"{model_dir} is not a saved transformers model (no config.json).",
-            where=str(model_dir),
-            hint="Pass the 'model' folder written by training (save_pretrained + tokenizer).",
-        )
-    id2label = json.loads(config_path.read_text(encoding="utf-8")).get("id2label") or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]
-
-
 def log_model(
     model_dir: Path | str,
     artifact_path: str = "model",
@@ -119,7 +107,7 @@ def log_model(
     ``max_length`` should be the training one, so served predictions match ``load_classifier``'s.
     """
     model_dir = Path(model_dir)
-    labels = _model_labels(model_dir)
+    labels = read_labels(model_dir)
     example = pd.DataFrame({"text": list(input_example or EXAMPLE_TEXTS)})
     output = pd.DataFrame({"label": [labels[0] if labels else ""] * len(example), "confidence": 1.0})
     settings = {"max_length": int(max_length), "batch_size": int(batch_size)}

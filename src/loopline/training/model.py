@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from loopline.errors import TrainingError
+from loopline.model_files import read_labels
 
 logger = logging.getLogger(__name__)
 
@@ -238,5 +239,4 @@ def load_model_labels(model_dir: str) -> list[str]:
     path = _require_dir(
         model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model."
     )
-    config = AutoConfig.from_pretrained(path)
-    return [str(config.id2label[i]) for i in range(len(config.id2label))]
+    return read_labels(path)

@@ -1,0 +1,25 @@
+"""What a saved classifier folder says about itself, read without loading weights or transformers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loopline.errors import DataError
+
+
+def read_labels(model_dir: str | Path) -> list[str]:
+    """The classifier's labels in head order (``id2label`` of its ``config.json``)."""
+    config_path = Path(model_dir) / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{model_dir} is not a saved transformers model (no config.json).",
+            where=str(model_dir),
+            hint="Pass the 'model' folder written by training (save_pretrained + tokenizer).",
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"Cannot read the model's config.json: {err}", where=str(config_path)) from None
+    id2label = config.get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
