@@ -23,8 +23,8 @@ from rich.text import Text
 from loopline.config import Settings, load_settings
 from loopline.errors import ConfigError, LooplineError
 from loopline.logs import configure_cli_logging
+from loopline.processes import current_user
 from loopline.telemetry import disable_telemetry, set_orchestration_defaults
-from loopline.tracking import current_user
 
 app = typer.Typer(help="loopline: keep a fine-tuned text classifier fresh, safely.", no_args_is_help=True)
 # Piped output (CI logs, files) gets room for the round table instead of the 80-column default.
@@ -165,8 +165,6 @@ def train(
     home: HomeOpt = None,
 ) -> None:
     """Validate, fine-tune, gate, register (and promote) a classifier on a labelled file."""
-    from flows.train_flow import train_flow
-
     training = {
         "epochs": epochs,
         "learning_rate": learning_rate,
@@ -185,6 +183,8 @@ def train(
         label_map=parse_label_map(label_map),
     )
     _require_file(data, "--data")
+    from flows.train_flow import train_flow  # torch, transformers, Prefect: after the cheap checks
+
     summary = train_flow(str(data), overrides=_overrides(settings))
     print_train_summary(summary, settings)
 
@@ -234,9 +234,7 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model version on a labelled file (metrics, behaviour, latency)."""
     from loopline.errors import DataError
-    from loopline.pipeline.assess import evaluate_on_sets, load_mft
-    from loopline.pipeline.champion import fetch_model_dir
-    from loopline.registry.models import get_alias_version
+    from loopline.registry.models import get_alias_version, get_version
 
     settings = _settings(
         config,
@@ -256,9 +254,13 @@ def evaluate(
                 hint="run `loopline models` to see versions and aliases.",
             )
         version = str(found.version)
+    version = str(get_version(settings.model_name, version).version)
     frame = loaded.dropna(subset=["text", "label"])
     if frame.empty:
         raise DataError("No row has both a text and a label", where=str(data), hint="Check the columns.")
+    from loopline.pipeline.assess import evaluate_on_sets, load_mft  # torch: after the cheap checks
+    from loopline.pipeline.champion import fetch_model_dir
+
     model_dir = fetch_model_dir(settings, version)
     reports = evaluate_on_sets(model_dir, {"eval": frame}, settings, load_mft(settings.mft_path))
     metrics = reports["eval"].metrics
@@ -487,8 +489,6 @@ def feedback_import(
     home: HomeOpt = None,
 ) -> None:
     """Import a feedback file (idempotent) and run the feedback contract on it; a rejected batch exits 2."""
-    from flows.feedback_flow import feedback_flow
-
     settings = _settings(
         config,
         home,
@@ -498,6 +498,8 @@ def feedback_import(
         label_map=parse_label_map(label_map),
     )
     _require_file(path, "PATH")
+    from flows.feedback_flow import feedback_flow
+
     intake = feedback_flow(str(path), overrides=_overrides(settings))
     state = "already imported" if intake["already_imported"] else "imported"
     line = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 
@@ -36,3 +37,11 @@ def holder_is_dead(holder: str) -> bool:
     if host != this_host() or not pid.isdigit():
         return False
     return not process_is_alive(int(pid))
+
+
+def current_user() -> str:
+    """Who is acting, for promotion history and decisions."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "loopline"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
@@ -173,14 +172,6 @@ def _flatten(values: dict[str, Any], prefix: str) -> dict[str, Any]:
         else:
             flat[name] = json.dumps(value) if isinstance(value, list | tuple) else value
     return flat
-
-
-def current_user() -> str:
-    """Who is acting, for promotion history and decisions."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "loopline"
 
 
 def git_commit() -> str:

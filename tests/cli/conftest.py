@@ -10,6 +10,7 @@ the temporary server each command starts itself.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from loopline.config import load_settings
 from loopline.data.demo import write_demo_files
+from loopline.stores import relocate_home
 from tests.processes import PREFECT_START_TIMEOUT_S, TELEMETRY_OFF, launch_prefect
 
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
@@ -136,6 +139,17 @@ def user_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[name] = folder / name
         frame.to_csv(paths[name], index=False)
     return paths
+
+
+def copy_project(source: Path, target: Path, *, relocate: bool = True) -> None:
+    """Copy a project folder; its home (``.loopline``) is relocated so that it is its own. Run folders
+    (checkpoints) are left behind: nothing reads them once a run has finished."""
+    def run_folders(folder: str, names: list[str]) -> list[str]:
+        return ["runs"] if Path(folder).name == ".loopline" and "runs" in names else []
+
+    shutil.copytree(source, target, symlinks=True, ignore=run_folders)
+    if relocate and (target / ".loopline" / "mlflow.db").is_file():
+        relocate_home(load_settings(home=target / ".loopline"))
 
 
 def tiny_toml(base_model: Path) -> str:

@@ -11,10 +11,11 @@ from loopline.config import Settings
 from loopline.errors import GateFailed
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
+from loopline.processes import current_user
 from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
 from loopline.registry.models import log_model, register_model, version_aliases
 from loopline.registry.promotion import promote, promotion_history
-from loopline.tracking import active_run, current_user, mlflow_client
+from loopline.tracking import active_run, mlflow_client
 
 logger = logging.getLogger(__name__)
 

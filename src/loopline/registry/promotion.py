@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from loopline.errors import RegistryError
 from loopline.faults import crash_point
-from loopline.processes import holder_is_dead, this_host
+from loopline.processes import current_user, holder_is_dead, this_host
 from loopline.registry.models import (
     GATE_TAG,
     check_alias,
@@ -39,7 +39,7 @@ from loopline.registry.models import (
     get_version,
     registered_model,
 )
-from loopline.tracking import HOLDER_TAG, current_user, mlflow_client
+from loopline.tracking import HOLDER_TAG, mlflow_client
 
 logger = logging.getLogger(__name__)
 

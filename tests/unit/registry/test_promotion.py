@@ -1,0 +1,144 @@
+"""Rollback walks back through earlier good versions; intents left by a killed move are reconciled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from loopline.errors import RegistryError
+from loopline.registry.models import GATE_TAG, get_alias_version, log_model, register_model
+from loopline.registry.promotion import (
+    EVENT_TAG,
+    PROMOTIONS_SUFFIX,
+    promote,
+    promotion_history,
+    rollback,
+)
+from loopline.tracking import HOLDER_TAG
+
+from .conftest import MlflowStore
+
+
+@pytest.fixture(scope="module")
+def model_uri(mlflow_store: MlflowStore, tiny_classifier_dir: Path) -> str:
+    with mlflow.start_run(experiment_id=mlflow_store.experiment_id):
+        return log_model(tiny_classifier_dir, max_length=32)
+
+
+def registered(uri: str, name: str, versions: int, failed: tuple[int, ...] = ()) -> None:
+    for number in range(1, versions + 1):
+        register_model(uri, name, tags={GATE_TAG: "failed" if number in failed else "passed"})
+
+
+def production(name: str) -> str:
+    found = get_alias_version(name, "production")
+    return "-" if found is None else str(found.version)
+
+
+def test_repeated_rollbacks_walk_back_and_never_reinstate_what_was_rolled_back(model_uri: str) -> None:
+    registered(model_uri, "walk", 3)
+    for version in (1, 2, 3):
+        promote("walk", version, reason=f"v{version}")
+    assert rollback("walk").version == "2"  # v3 → v2
+    assert rollback("walk").version == "1"  # v2 → v1, not back to v3 (it was rolled back from)
+    with pytest.raises(RegistryError, match=r"no earlier version.*v3 \(rolled back from\)"):
+        rollback("walk")
+    assert production("walk") == "1"
+    # Promoting v3 again makes it a good version again; rolling back from it goes to v1, the one before.
+    promote("walk", 3, reason="fixed")
+    assert rollback("walk").version == "1"
+    kinds = [(e.kind, e.previous_version, e.version) for e in promotion_history("walk", "production")]
+    assert kinds[-3:] == [("rollback", "2", "1"), ("promotion", "1", "3"), ("rollback", "3", "1")]
+
+
+def test_rollback_skips_gate_failed_versions_and_to_is_gate_checked(model_uri: str) -> None:
+    registered(model_uri, "skip", 3, failed=(2,))
+    promote("skip", 1)
+    promote("skip", 2, force=True, reason="hotfix")
+    promote("skip", 3)
+    assert rollback("skip").version == "1"  # v2 failed its gate: not a good version to go back to
+    with pytest.raises(RegistryError, match="gate failed"):
+        rollback("skip", to=2)
+    forced = rollback("skip", to=2, force=True, reason="accepted risk")
+    assert (forced.version, forced.forced, forced.kind) == ("2", True, "rollback")
+    assert promotion_history("skip")[-1].forced is True
+
+
+def test_a_move_killed_after_the_alias_is_completed_on_the_next_read(model_uri: str) -> None:
+    registered(model_uri, "moved", 2)
+    promote("moved", 1)
+    _intent("moved", version="2", previous="1", holder_pid=_dead_pid())
+    MlflowClient().set_registered_model_alias("moved", "production", "2")  # the kill came after this
+    history = promotion_history("moved", "production")
+    assert [(e.previous_version, e.version) for e in history] == [(None, "1"), ("1", "2")]
+    assert _statuses("moved") == ["FINISHED", "FINISHED"]
+    assert rollback("moved").version == "1"  # the completed record counts
+
+
+def test_a_move_killed_before_the_alias_is_dropped_and_a_half_record_is_ignored(model_uri: str) -> None:
+    registered(model_uri, "dropped", 2)
+    promote("dropped", 1)
+    _intent("dropped", version="2", previous="1", holder_pid=_dead_pid())
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(f"dropped{PROMOTIONS_SUFFIX}")
+    client.create_run(experiment.experiment_id, tags={EVENT_TAG: "promotion"})  # no fields at all
+    history = promotion_history("dropped")
+    assert [e.version for e in history] == ["1"] and production("dropped") == "1"
+    assert sorted(_statuses("dropped")) == ["FAILED", "FAILED", "FINISHED"]
+    assert promote("dropped", 2).previous_version == "1"
+
+
+def test_a_live_writer_s_intent_is_left_alone(model_uri: str) -> None:
+    import os
+
+    registered(model_uri, "live", 2)
+    promote("live", 1)
+    _intent("live", version="2", previous="1", holder_pid=os.getpid())  # this process: alive
+    assert [e.version for e in promotion_history("live")] == ["1"]
+    assert "RUNNING" in _statuses("live")
+
+
+def _intent(name: str, version: str, previous: str, holder_pid: int) -> None:
+    """What a killed ``promote`` leaves: a RUNNING history run with every field."""
+    import socket
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(f"{name}{PROMOTIONS_SUFFIX}")
+    fields = {
+        "model": name,
+        "alias": "production",
+        "version": version,
+        "previous_version": previous,
+        "actor": "killed",
+        "reason": "crashed",
+        "at": "2999-01-01T00:00:00+00:00",
+        "gate_passed": "true",
+        "forced": "false",
+    }
+    client.create_run(
+        experiment.experiment_id,
+        tags={
+            EVENT_TAG: "promotion",
+            HOLDER_TAG: f"{socket.gethostname()}:{holder_pid}",
+            **{f"loopline.{k}": v for k, v in fields.items()},
+        },
+    )
+
+
+def _statuses(name: str) -> list[str]:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(f"{name}{PROMOTIONS_SUFFIX}")
+    return sorted(run.info.status for run in client.search_runs([experiment.experiment_id]))
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(done.stdout)
