@@ -16,10 +16,11 @@ install: $(BIN)/loopline
 demo: install  ## install, then run the demo on the embedded default (SQLite MLflow, ephemeral Prefect)
 	$(BIN)/loopline demo
 
-test: install  ## lint and type-check, then unit + integration + server tests
+test: install  ## lint and type-check, then unit + integration + server tests, then the one-shot CLI tests
 	$(BIN)/ruff check src flows tests benchmarks
 	$(BIN)/mypy src flows
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/cli
+	$(BIN)/pytest tests/cli -n 2  # each test runs commands as processes: two at a time on 2 cores
 
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks

@@ -109,6 +109,27 @@ def _settings(
     return settings
 
 
+def _file_settings(
+    config: Path | None,
+    home: Path | None,
+    text_col: str | None,
+    label_col: str | None,
+    encoding: str | None,
+    label_map: str | None,
+    **overrides: Any,
+) -> Settings:
+    """Settings of a command that reads a user's file: its columns, encoding and label map."""
+    return _settings(
+        config,
+        home,
+        text_column=text_col,
+        label_column=label_col,
+        encoding=encoding,
+        label_map=parse_label_map(label_map),
+        **overrides,
+    )
+
+
 def parse_label_map(value: str | None) -> dict[str, str] | None:
     """``0=bearish,1=bullish`` or the path of a JSON object; None when not given."""
     if value is None:
@@ -172,15 +193,8 @@ def train(
         "max_length": max_length,
         "seed": seed,
     }
-    settings = _settings(
-        config,
-        home,
-        training=training,
-        base_model=base_model,
-        text_column=text_col,
-        label_column=label_col,
-        encoding=encoding,
-        label_map=parse_label_map(label_map),
+    settings = _file_settings(
+        config, home, text_col, label_col, encoding, label_map, training=training, base_model=base_model
     )
     _require_file(data, "--data")
     from flows.train_flow import train_flow  # torch, transformers, Prefect: after the cheap checks
@@ -203,15 +217,8 @@ def validate(
     """Run the training-data contract on a file; failing rows go to the quarantine folder."""
     from loopline.contracts import validate_training_data
 
-    settings = _settings(
-        config,
-        home,
-        connect_stores=False,  # the contract alone: no MLflow, no feedback store
-        text_column=text_col,
-        label_column=label_col,
-        encoding=encoding,
-        label_map=parse_label_map(label_map),
-    )
+    # The contract alone: no MLflow, no feedback store.
+    settings = _file_settings(config, home, text_col, label_col, encoding, label_map, connect_stores=False)
     frame = _load(settings, data)
     result = validate_training_data(
         frame, settings.contract, source=str(data), quarantine_dir=settings.quarantine_dir
@@ -236,14 +243,7 @@ def evaluate(
     from loopline.errors import DataError
     from loopline.registry.models import get_alias_version, get_version
 
-    settings = _settings(
-        config,
-        home,
-        text_column=text_col,
-        label_column=label_col,
-        encoding=encoding,
-        label_map=parse_label_map(label_map),
-    )
+    settings = _file_settings(config, home, text_col, label_col, encoding, label_map)
     loaded = _load(settings, data)
     if version is None:
         found = get_alias_version(settings.model_name, alias)
@@ -489,14 +489,7 @@ def feedback_import(
     home: HomeOpt = None,
 ) -> None:
     """Import a feedback file (idempotent) and run the feedback contract on it; a rejected batch exits 2."""
-    settings = _settings(
-        config,
-        home,
-        text_column=text_col,
-        label_column=label_col,
-        encoding=encoding,
-        label_map=parse_label_map(label_map),
-    )
+    settings = _file_settings(config, home, text_col, label_col, encoding, label_map)
     _require_file(path, "PATH")
     from flows.feedback_flow import feedback_flow
 

@@ -41,11 +41,6 @@ def connect(settings: Settings) -> str:
 
 def prepare_home(settings: Settings) -> Path:
     home = settings.home
-    if home.exists() and not home.is_dir():
-        raise StoreError(
-            f"The loopline home {home} is a file, not a folder.",
-            hint="Pass --home with a folder (created if missing), or move the file away.",
-        )
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -144,12 +144,41 @@ def user_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def copy_project(source: Path, target: Path, *, relocate: bool = True) -> None:
     """Copy a project folder; its home (``.loopline``) is relocated so that it is its own. Run folders
     (checkpoints) are left behind: nothing reads them once a run has finished."""
+
     def run_folders(folder: str, names: list[str]) -> list[str]:
         return ["runs"] if Path(folder).name == ".loopline" and "runs" in names else []
 
     shutil.copytree(source, target, symlinks=True, ignore=run_folders)
     if relocate and (target / ".loopline" / "mlflow.db").is_file():
         relocate_home(load_settings(home=target / ".loopline"))
+
+
+COLUMNS = ["--text-col", "utterance", "--label-col", "intent"]
+
+
+@pytest.fixture(scope="session")
+def projects(
+    tmp_path_factory: pytest.TempPathFactory,
+    user_files: dict[str, Path],
+    tiny_model_dir: Path,
+    prefect_api: str,
+) -> dict[str, Path]:
+    """Project folders for tests to copy (``copy_project``): "empty" (the user's files and loopline.toml),
+    "v1" (v1 trained, in production), "feedback" (v1 and an accepted feedback batch with a new intent)."""
+    root = tmp_path_factory.mktemp("projects")
+    empty = root / "empty"
+    empty.mkdir()
+    for name, path in user_files.items():
+        shutil.copy(path, empty / name)
+    (empty / "loopline.toml").write_text(tiny_toml(tiny_model_dir))
+    copy_project(empty, root / "v1")
+    Cli(cwd=root / "v1", user_home=root / "user", prefect_api=prefect_api).ok(
+        "train", "--data", "data.csv", *COLUMNS
+    )
+    copy_project(root / "v1", root / "feedback")
+    feedback = Cli(cwd=root / "feedback", user_home=root / "user", prefect_api=prefect_api)
+    feedback.ok("feedback", "import", "feedback.csv", *COLUMNS)
+    return {"empty": empty, "v1": root / "v1", "feedback": root / "feedback"}
 
 
 def tiny_toml(base_model: Path) -> str:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import codecs
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.cli.conftest import Cli, Result, copy_project, folder_listing, store_fingerprint, tiny_toml
+from tests.cli.conftest import Cli, Result, copy_project, folder_listing, store_fingerprint
 
 Files = dict[str, bytes]
 KNOWN = ["card_arrival", "change_pin", "refund_request", "account_locked", "transfer_failed"]
@@ -530,82 +528,43 @@ def test_the_catalogue_is_big_enough() -> None:
     assert len({case.id for case in CASES}) == len(CASES)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    folder: Path
-    home: Path
-    result: Result
-    before: dict[str, object]
-    after: dict[str, object]
-    stray: set[str]
-
-
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input(case: Case, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcomes[case.id]
-    result = outcome.result
+def test_bad_input(case: Case, tmp_path: Path, project: Path, prefect_api: str) -> None:
+    """Each case in its own folder, with its own copy of the home: cases cannot see each other."""
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for name, content in case.files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    if case.home == "project":
+        copy_project(project, tmp_path / "project")
+    # "none": the case's own arguments say where (or there is no home); the others pass --home.
+    home = {"project": tmp_path / "project" / ".loopline", "fresh": tmp_path / "fresh"}.get(
+        case.home, folder / "h"
+    )
+    home_args = [] if case.home == "none" else ["--home", str(home)]
+    before, listed = store_fingerprint(home), folder_listing(folder)
+    cli = Cli(cwd=folder, user_home=tmp_path / "user", prefect_api=prefect_api, env_extra=case.env)
+    result = cli.run(*case.args, *home_args)
     assert result.returncode == case.exit, result.explain()
     assert "Traceback" not in result.output, result.explain()
     for fragment in case.says:
         assert fragment in " ".join(result.output.split()), (fragment, result.explain())
     if case.unchanged:
-        assert outcome.after == outcome.before, result.explain()
+        assert store_fingerprint(home) == before, result.explain()
     if case.check is not None:
-        case.check(outcome.folder, outcome.home, result)
-    assert not outcome.stray, f"written outside the home: {sorted(outcome.stray)[:10]}"
-
-
-@pytest.fixture(scope="session")
-def outcomes(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, project: Path, prefect_api: str
-) -> dict[str, Outcome]:
-    """Every selected case, run two at a time: each in its own folder, with its own copy of the home, so
-    the cases cannot see each other (processes, not this interpreter, are what they test)."""
-    selected = {item.callspec.id for item in request.session.items if hasattr(item, "callspec")}
-    cases = [case for case in CASES if case.id in selected]
-    root = tmp_path_factory.mktemp("cases")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = pool.map(lambda case: run_case(case, root / case.id, project, prefect_api), cases)
-        return {case.id: outcome for case, outcome in zip(cases, done, strict=True)}
-
-
-def run_case(case: Case, root: Path, project: Path, prefect_api: str) -> Outcome:
-    folder = root / "case"
-    folder.mkdir(parents=True)
-    for name, content in case.files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(content)
-    if case.home == "project":
-        copy_project(project, root / "project")
-    # "none": the case's own arguments say where (or there is no home); the others pass --home.
-    home = {"project": root / "project" / ".loopline", "fresh": root / "fresh-home"}.get(
-        case.home, folder / "h"
-    )
-    home_args = [] if case.home == "none" else ["--home", str(home)]
-    before, listed = store_fingerprint(home), folder_listing(folder)
-    cli = Cli(cwd=folder, user_home=root / "user", prefect_api=prefect_api, env_extra=case.env)
-    result = cli.run(*case.args, *home_args)
+        case.check(folder, home, result)
     stray = {p for p in folder_listing(folder) - listed if not p.startswith("h")}
-    return Outcome(folder, home, result, before, store_fingerprint(home), stray)
+    assert not stray, f"written outside the home: {sorted(stray)[:10]}"
 
 
 @pytest.fixture(scope="session")
-def project(
-    tmp_path_factory: pytest.TempPathFactory,
-    user_files: dict[str, Path],
-    tiny_model_dir: Path,
-    prefect_api: str,
-) -> Path:
-    """A trained home: v1 on data.csv, then feedback with a new intent retrained into v2 (production);
-    one feedback row, labelled '[/]', quarantined."""
-    folder = tmp_path_factory.mktemp("project")
-    for name, path in user_files.items():
-        shutil.copy(path, folder / name)
-    (folder / "loopline.toml").write_text(tiny_toml(tiny_model_dir))
-    cli = Cli(cwd=folder, user_home=folder.parent / "project-user", prefect_api=prefect_api)
-    columns = ["--text-col", "utterance", "--label-col", "intent"]
-    cli.ok("train", "--data", "data.csv", *columns)
-    cli.ok("feedback", "import", "feedback.csv", *columns)
+def project(tmp_path_factory: pytest.TempPathFactory, projects: dict[str, Path], prefect_api: str) -> Path:
+    """A trained home: v1, then feedback with a new intent retrained into v2 (production); one feedback
+    row, labelled '[/]', quarantined."""
+    folder = tmp_path_factory.mktemp("catalogue") / "project"
+    copy_project(projects["feedback"], folder)
+    cli = Cli(cwd=folder, user_home=folder.parent / "user", prefect_api=prefect_api)
     # A refused row whose label is Rich markup, for `feedback quarantined` to show as it is.
     (folder / "markup.csv").write_bytes(csv_bytes([*good_rows(30, prefix="seed"), ("marked up", "[/]")]))
     cli.ok("feedback", "import", "markup.csv")

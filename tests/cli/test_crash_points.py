@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli, Result, copy_project, tiny_toml
+from tests.cli.conftest import COLUMNS, Cli, Result, copy_project
 
 MODEL = "loopline-classifier"
-COLUMNS = ["--text-col", "utterance", "--label-col", "intent"]
 
 
 def sql(db: Path, query: str, *args: object) -> list[tuple[object, ...]]:
@@ -89,53 +88,27 @@ def killed(result: Result) -> None:
     assert result.returncode == -signal.SIGKILL, result.explain()
 
 
-@pytest.fixture(scope="session")
-def bases(
-    tmp_path_factory: pytest.TempPathFactory,
-    user_files: dict[str, Path],
-    tiny_model_dir: Path,
-    prefect_api: str,
-) -> dict[str, Path]:
-    """Project folders to copy: "empty" (user files and loopline.toml), "v1" (v1 trained, in production),
-    "feedback" (v1 and a feedback batch with a new intent, accepted)."""
-    root = tmp_path_factory.mktemp("crash-bases")
-    empty = root / "empty"
-    empty.mkdir()
-    for name, path in user_files.items():
-        shutil.copy(path, empty / name)
-    (empty / "loopline.toml").write_text(tiny_toml(tiny_model_dir))
-    copy_project(empty, root / "v1")
-    Cli(cwd=root / "v1", user_home=root / "user", prefect_api=prefect_api).ok(
-        "train", "--data", "data.csv", *COLUMNS
-    )
-    copy_project(root / "v1", root / "feedback")
-    Cli(cwd=root / "feedback", user_home=root / "user", prefect_api=prefect_api).ok(
-        "feedback", "import", "feedback.csv", *COLUMNS
-    )
-    return {"empty": empty, "v1": root / "v1", "feedback": root / "feedback"}
-
-
-def project(kind: str, bases: dict[str, Path], tmp_path: Path, prefect_api: str) -> Home:
+def project(kind: str, projects: dict[str, Path], tmp_path: Path, prefect_api: str) -> Home:
     folder = tmp_path / kind
-    copy_project(bases[kind], folder)
+    copy_project(projects[kind], folder)
     return Home(folder, Cli(cwd=folder, user_home=tmp_path / "user", prefect_api=prefect_api))
 
 
 @pytest.fixture()
-def home(tmp_path: Path, bases: dict[str, Path], prefect_api: str) -> Home:
+def home(tmp_path: Path, projects: dict[str, Path], prefect_api: str) -> Home:
     """v1 in production and accepted feedback waiting."""
-    return project("feedback", bases, tmp_path, prefect_api)
+    return project("feedback", projects, tmp_path, prefect_api)
 
 
 @pytest.fixture()
-def v1(tmp_path: Path, bases: dict[str, Path], prefect_api: str) -> Home:
-    return project("v1", bases, tmp_path, prefect_api)
+def v1(tmp_path: Path, projects: dict[str, Path], prefect_api: str) -> Home:
+    return project("v1", projects, tmp_path, prefect_api)
 
 
 @pytest.fixture()
-def empty(tmp_path: Path, bases: dict[str, Path], prefect_api: str) -> Home:
+def empty(tmp_path: Path, projects: dict[str, Path], prefect_api: str) -> Home:
     """The user files, nothing trained yet."""
-    return project("empty", bases, tmp_path, prefect_api)
+    return project("empty", projects, tmp_path, prefect_api)
 
 
 # ---- feedback import and review ---------------------------------------------------------------------
@@ -219,8 +192,7 @@ def test_train_killed(point: str, empty: Home) -> None:
 RETRAIN_POINTS = {
     # point: (versions after the kill, production after the kill)
     "retrain.trained": (["1"], "1"),
-    "publish.registered": (["1", "2"], "1"),
-    "publish.candidate": (["1", "2"], "1"),
+    "publish.candidate": (["1", "2"], "1"),  # registered and candidate, not yet production
     "publish.production": (["1", "2"], "2"),
     "retrain.buffers": (["1", "2"], "2"),
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli, folder_listing, tiny_toml
+from tests.cli.conftest import COLUMNS, Cli, copy_project, folder_listing, tiny_toml
 
 README = Path(__file__).parents[2] / "README.md"
 # What each README command must print (beyond exit 0 and no traceback), in this scenario: v1 trained,
@@ -134,36 +134,26 @@ def test_config_file_elsewhere_and_home_from_the_environment(
 
 @pytest.mark.parametrize("how", ["copied", "moved"])
 def test_a_copied_or_moved_home_is_refused_until_relocated(
-    how: str, tmp_path: Path, user_files: dict[str, Path], tiny_model_dir: Path, prefect_api: str
+    how: str, tmp_path: Path, projects: dict[str, Path], prefect_api: str
 ) -> None:
     work = tmp_path / "work"
-    copy_user_files(user_files, work)
-    (work / "loopline.toml").write_text(tiny_toml(tiny_model_dir))
+    copy_project(projects["v1"], work)  # a trained project of this test's own
     cli = Cli(cwd=work, user_home=tmp_path / "user", prefect_api=prefect_api)
-    cli.ok("train", "--data", "data.csv", "--text-col", "utterance", "--label-col", "intent")
     target = tmp_path / "elsewhere" / "h"
     target.parent.mkdir()
+    shutil.rmtree(
+        work / ".loopline" / "models", ignore_errors=True
+    )  # the copy downloads from its own artifacts
     if how == "copied":
         shutil.copytree(work / ".loopline", target, symlinks=True)
     else:
         shutil.move(work / ".loopline", target)
-    shutil.rmtree(target / "models", ignore_errors=True)  # force a download from the home's own artifacts
     refused = cli.run("models", "--home", str(target))
     assert refused.returncode == 2, refused.explain()
     assert "loopline relocate --home" in refused.output and "Traceback" not in refused.output
     assert "Relocated" in cli.ok("relocate", "--home", str(target)).output
     if how == "copied":
         shutil.rmtree(work / ".loopline")  # the copy must not need the original any more
-    evaluated = cli.ok(
-        "evaluate",
-        "--data",
-        "other.csv",
-        "--text-col",
-        "utterance",
-        "--label-col",
-        "intent",
-        "--home",
-        str(target),
-    )
+    evaluated = cli.ok("evaluate", "--data", "other.csv", *COLUMNS, "--home", str(target))
     assert "accuracy" in evaluated.output
     assert "nothing to do" in cli.ok("relocate", "--home", str(target)).output

@@ -40,26 +40,6 @@ _ALIAS = re.compile(r"^[A-Za-z][\w-]*$")  # MLflow reserves "latest" and "v<numb
 
 
 @dataclass(frozen=True)
-class PromotionEvent:
-    """One move of an alias. ``kind`` is "promotion", "rollback" or "unchanged" (alias already there,
-    nothing recorded); ``run_id`` is the history run that records it."""
-
-    model: str
-    alias: str
-    version: str
-    previous_version: str | None
-    actor: str
-    reason: str
-    at: str
-    gate_passed: bool | None
-    kind: str = "promotion"
-    run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class VersionSummary:
     """What ``loopline models list`` shows of one registered version."""
 
