@@ -50,6 +50,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     unchanged: bool = True  # the stores hold exactly what they held before
     check: Callable[[Path, Path, Result], None] | None = None  # (case folder, home, result)
+    prepare: Callable[[Path, Path], None] | None = None  # (case folder, project folder): more files
     # "project": the shared trained home; "fresh": an empty one; "h": the case's folder h (its files may
     # put broken stores there); "none": no --home added (the case's arguments say where, if anywhere).
     home: str = "project"
@@ -72,6 +73,24 @@ def no_model_folder(version: str) -> Callable[[Path, Path, Result], None]:
         assert not leftovers, leftovers
 
     return check
+
+
+def reexport_with_one_row_changed(folder: Path, project: Path) -> None:
+    """The batch the project imported, exported again with one text edited."""
+    frame = pd.read_csv(project / "feedback.csv", dtype=str)
+    frame.loc[0, "utterance"] = frame.loc[0, "utterance"] + " (edited)"
+    frame.to_csv(folder / "fb.csv", index=False)
+
+
+def one_more_feedback_row(folder: Path, home: Path, result: Result) -> None:
+    conn = sqlite3.connect(home / "feedback.db")
+    try:
+        (latest,) = conn.execute(
+            "SELECT row_count FROM feedback_batches ORDER BY imported_at DESC"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert latest == 1, latest
 
 
 def feedback_rows_added(expected_quarantined_min: int) -> Callable[[Path, Path, Result], None]:
@@ -513,6 +532,15 @@ CASES = [
     ),
     Case("feedback-quarantined-markup", ["feedback", "quarantined"], 0, ["[/]"]),
     Case(
+        "feedback-reexported-one-row-changed",
+        ["feedback", "import", "fb.csv", "--text-col", "utterance", "--label-col", "intent"],
+        0,
+        ["199 row(s) already stored from earlier batches"],
+        unchanged=False,
+        prepare=reexport_with_one_row_changed,
+        check=one_more_feedback_row,
+    ),
+    Case(
         "retrain-nothing-waits",
         ["retrain"],
         0,
@@ -536,6 +564,8 @@ def test_bad_input(case: Case, tmp_path: Path, project: Path, prefect_api: str) 
     for name, content in case.files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
+    if case.prepare is not None:
+        case.prepare(folder, project)
     if case.home == "project":
         copy_project(project, tmp_path / "project")
     # "none": the case's own arguments say where (or there is no home); the others pass --home.

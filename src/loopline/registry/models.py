@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from loopline.errors import RegistryError
+from loopline.errors import DataError, RegistryError
 from loopline.model_files import read_labels
 from loopline.registry import pyfunc
 from loopline.tracking import mlflow_client
@@ -87,7 +87,10 @@ def log_model(
     ``max_length`` should be the training one, so served predictions match ``load_classifier``'s.
     """
     model_dir = Path(model_dir)
-    labels = read_labels(model_dir)
+    try:
+        labels = read_labels(model_dir)
+    except DataError as err:  # to the registry's caller, a folder that is not a model is its error
+        raise RegistryError(err.what, where=err.where, hint=err.hint) from None
     example = pd.DataFrame({"text": list(input_example or EXAMPLE_TEXTS)})
     output = pd.DataFrame({"label": [labels[0] if labels else ""] * len(example), "confidence": 1.0})
     settings = {"max_length": int(max_length), "batch_size": int(batch_size)}
