@@ -165,7 +165,8 @@ def _cell(value: object) -> Text:
 
 def _overrides(settings: Settings) -> dict[str, Any]:
     """Settings as flow parameters (JSON-safe), so a flow rebuilds exactly what the CLI resolved."""
-    return json.loads(settings.model_dump_json())
+    # The API key stays out of flow parameters (they are stored by Prefect); a flow never needs it.
+    return json.loads(settings.model_dump_json(exclude={"serve": {"api_key"}}))
 
 
 @app.command()
@@ -615,6 +616,52 @@ def schedule(
 
     settings = _settings(config, home)
     serve_deployments(monitor_cron, fallback_cron, str(config) if config else None, _overrides(settings))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1, localhost only).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the production model over HTTP: /predict with ids, /feedback, /model, /metrics; follows the
+    production alias and swaps to a new version by itself."""
+    settings = _settings(config, home, serve={"host": host, "port": port})
+    import uvicorn
+
+    from loopline.serving.app import build_app
+
+    where = f"http://{settings.serve.host}:{settings.serve.port}"
+    say(f"Serving {settings.model_name}@production on {where} (API docs at {where}/docs)")
+    uvicorn.run(build_app(settings), host=settings.serve.host, port=settings.serve.port, log_level="info")
+
+
+@app.command()
+@friendly_errors
+def predict(
+    data: Annotated[Path, typer.Argument(help="Texts to score (CSV, JSONL, Parquet...).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the predictions (.csv, .jsonl, .parquet).")
+    ],
+    text_col: TextColOpt = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "production",
+    version: Annotated[str | None, typer.Option(help="Model version (overrides --alias).")] = None,
+    log: Annotated[bool, typer.Option(help="Log the predictions in the feedback store (batch id).")] = True,
+    encoding: EncodingOpt = None,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Batch scoring: predict a file's texts, write them with prediction ids, log them under a batch id."""
+    from loopline.pipeline.scoring import score_file
+
+    settings = _settings(config, home, text_column=text_col, encoding=encoding)
+    scored = score_file(settings, data, out, alias=alias, version=version, log=log)
+    say(
+        f"Scored {scored.rows} texts with {settings.model_name} v{scored.version} → {out}"
+        + (f" (logged as batch {scored.batch_id})" if log else "")
+    )
 
 
 def print_train_summary(summary: dict[str, Any], settings: Settings) -> None:

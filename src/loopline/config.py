@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -143,6 +151,37 @@ class ReplayConfig(_Section):
     per_class: int = Field(40, ge=0, description="Rows kept per class; 0 turns replay off.")
 
 
+class ServeConfig(_Section):
+    """The serving API (``loopline serve``)."""
+
+    host: str = Field("127.0.0.1", description="Interface to listen on; localhost unless you mean it.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, /feedback and /reload need it in the X-API-Key header (never logged)."
+    )
+    poll_seconds: float = Field(10.0, gt=0, description="How often the production alias is checked.")
+    top_k: int = Field(3, ge=1, le=20, description="Labels with probabilities returned per text.")
+    abstain_below: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Answer 'abstain' (best guess still returned) when the confidence is below this.",
+    )
+    flag_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Flag a prediction for labelling when its top two probabilities are closer than this.",
+    )
+    max_texts: int = Field(64, ge=1, description="Most texts in one /predict call.")
+    max_text_chars: int = Field(5000, ge=1, description="Longest text accepted by /predict and /feedback.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body; larger gets 413.")
+    log_queue_size: int = Field(
+        10_000, ge=1, description="Predictions waiting to be written; when full they are dropped and counted."
+    )
+    log_batch_size: int = Field(256, ge=1, description="Predictions written to the store per transaction.")
+
+
 class Settings(BaseSettings):
     """Everything loopline can be configured with; defaults are the embedded setup."""
 
@@ -182,6 +221,7 @@ class Settings(BaseSettings):
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @field_validator("tracking_uri")
     @classmethod

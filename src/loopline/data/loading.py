@@ -29,13 +29,14 @@ JSON_SUFFIXES = (".json",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SUPPORTED_SUFFIXES = (*CSV_SUFFIXES, *JSONL_SUFFIXES, *JSON_SUFFIXES, *PARQUET_SUFFIXES)
 CANONICAL_COLUMNS = ["text", "label", "source_row"]
+NO_LABEL = "\0no label"  # stands in for the label column of texts that have none
 DATASETS_MARKERS = ("dataset_dict.json", "state.json")
 
 
 def load_labelled_text(
     path: str | Path,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = "label",
     encoding: str = "utf-8",
     *,
     split: str | None = None,
@@ -44,7 +45,8 @@ def load_labelled_text(
 ) -> pd.DataFrame:
     """Read a labelled text file into the canonical ``text, label, source_row`` frame.
 
-    ``split`` picks the split of a saved ``DatasetDict`` (default ``"train"``). ``extra_columns`` present
+    ``label_column=None`` reads texts to score: every label is None. ``split`` picks the split of a saved
+    ``DatasetDict`` (default ``"train"``). ``extra_columns`` present
     in the file are kept beside them (as strings, nulls as None), in one parse. ``label_map`` turns stored
     labels (e.g. class ids ``"0"``) into names; labels not in it are kept. A UTF-8 or UTF-16 byte-order
     mark wins over ``encoding``. Raises :class:`DataError` saying what is wrong, in which file and what
@@ -301,10 +303,21 @@ def _check_unique_columns(columns: Sequence[object], path: Path) -> None:
 
 
 def _to_canonical(
-    frame: pd.DataFrame | pa.Table, path: Path, text_column: str, label_column: str, extra: Sequence[str]
+    frame: pd.DataFrame | pa.Table,
+    path: Path,
+    text_column: str,
+    label_column: str | None,
+    extra: Sequence[str],
 ) -> pd.DataFrame:
     columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
     _check_unique_columns(columns, path)
+    if label_column is None:  # texts to score: no labels
+        label_column = NO_LABEL
+        if isinstance(frame, pa.Table):
+            frame = frame.append_column(NO_LABEL, pa.nulls(frame.num_rows, pa.string()))
+        else:
+            frame = frame.assign(**{NO_LABEL: None})
+        columns.append(NO_LABEL)
     for column, flag in ((text_column, "--text-col"), (label_column, "--label-col")):
         if column not in columns:
             available = ", ".join(str(c) for c in columns if c != "source_row") or "none"

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -74,7 +75,10 @@ class PredictionRow(Base):
     """One prediction served by a model version (logged by the serving API)."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_predictions_created_at", "created_at"),
+        Index("ix_predictions_flagged", "flagged"),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     text: Mapped[str] = mapped_column(Text)
@@ -82,6 +86,12 @@ class PredictionRow(Base):
     confidence: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(ID_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # Added with the serving API (nullable, so older stores gain them in place):
+    top_k: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON [[label, probability], ...]
+    # The text's sentence embedding (float32 bytes) for the drift check: computed once, when served.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    flagged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # abstained or low margin: label it
+    batch_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)  # batch scoring run
 
 
 class FeedbackBatchRow(Base):
@@ -109,6 +119,7 @@ class FeedbackRow(Base):
         Index("ix_feedback_created_at", "created_at"),
         Index("ix_feedback_prediction_id", "prediction_id"),
         Index("ix_feedback_row_key", "row_key"),
+        Index("uq_feedback_client_key", "client_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -126,6 +137,8 @@ class FeedbackRow(Base):
     used_in_version: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     # sha256 of (normalised text, label, user): the same row re-sent in a later export is stored once.
     row_key: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    # The idempotency key a client sent with a label through the API: the same key is stored once.
+    client_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class DecisionRow(Base):

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Engine,
@@ -78,12 +79,26 @@ class PredictionRecord:
     model_version: str
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: datetime = field(default_factory=utc_now)
+    top_k: tuple[tuple[str, float], ...] = ()
+    embedding: np.ndarray | None = None  # the sentence embedding the drift check compares
+    flagged: bool = False  # abstained or low margin: worth a person's label
+    batch_id: str | None = None  # set by batch scoring
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:
             raise ValueError("PredictionRecord.created_at must be timezone-aware (UTC).")
         if len(self.id) > ID_LENGTH or len(self.model_version) > ID_LENGTH:
             raise ValueError(f"PredictionRecord id and model_version must be at most {ID_LENGTH} characters.")
+
+
+@dataclass(frozen=True)
+class ApiLabel:
+    """A label received through the serving API: its feedback row, and whether this call stored it (False:
+    the client's idempotency key was seen before, and ``id`` is the row stored then)."""
+
+    id: int
+    created: bool
+    batch_id: str
 
 
 @dataclass(frozen=True)
@@ -227,6 +242,12 @@ class FeedbackStore:
                 "confidence": float(r.confidence),
                 "model_version": r.model_version,
                 "created_at": r.created_at,
+                "top_k": json.dumps([[label, round(float(p), 6)] for label, p in r.top_k])
+                if r.top_k
+                else None,
+                "embedding": None if r.embedding is None else np.asarray(r.embedding, np.float32).tobytes(),
+                "flagged": bool(r.flagged),
+                "batch_id": r.batch_id,
             }
             for r in rows
         ]
@@ -276,6 +297,121 @@ class FeedbackStore:
         columns = ["prediction_id", "text", "predicted_label", "confidence", "label", "model_version"]
         frame = self._frame(stmt, [*columns, "created_at"])
         return frame.drop_duplicates("prediction_id", keep="last").reset_index(drop=True)
+
+    def served_window(self, since: datetime | None) -> pd.DataFrame:
+        """Served predictions created at or after ``since``, oldest first, with what the monitor needs:
+        columns id, text, predicted_label, confidence, model_version, created_at, flagged, embedding
+        (float32 array or None) and label (the latest label users sent back for it, or None)."""
+        _check_aware(since)
+        columns = [*PREDICTION_COLUMNS, "flagged", "embedding"]
+        stmt = select(*(getattr(PredictionRow, c) for c in columns))
+        if since is not None:
+            stmt = stmt.where(PredictionRow.created_at >= since)
+        frame = self._frame(stmt.order_by(PredictionRow.created_at, PredictionRow.id), columns)
+        frame["embedding"] = [None if b is None else np.frombuffer(b, np.float32) for b in frame["embedding"]]
+        labels = self.labelled_predictions(since).set_index("prediction_id")["label"]
+        frame["label"] = [labels.get(i) for i in frame["id"]]
+        return frame
+
+    def flagged_unlabelled(self, limit: int = 10_000) -> pd.DataFrame:
+        """Flagged predictions (abstained or low margin) nobody has labelled yet, oldest first."""
+        labelled = select(FeedbackRow.prediction_id).where(FeedbackRow.prediction_id.is_not(None))
+        columns = ["id", "text", "predicted_label", "confidence", "top_k", "model_version", "created_at"]
+        stmt = (
+            select(*(getattr(PredictionRow, c) for c in columns))
+            .where(PredictionRow.flagged.is_(True), PredictionRow.id.not_in(labelled))
+            .order_by(PredictionRow.created_at, PredictionRow.id)
+            .limit(limit)
+        )
+        return self._frame(stmt, columns)
+
+    def add_api_label(
+        self,
+        label: str,
+        *,
+        prediction_id: str | None = None,
+        text: str | None = None,
+        user: str | None = None,
+        client_key: str | None = None,
+    ) -> ApiLabel:
+        """Store one label sent through the serving API, for a served prediction (its text is taken from the
+        log) or for a text, as a pending row of today's API batch (reviewed by the feedback contract like
+        any batch). The same ``client_key`` again returns the row stored the first time."""
+        batch_id = "api-" + utc_now().strftime("%Y%m%d")
+        for _ in range(5):  # two writers may pick the same source_row on PostgreSQL: try again
+            try:
+                with self._write() as session:
+                    return self._add_api_label(
+                        session, batch_id, label, prediction_id, text, user, client_key
+                    )
+            except IntegrityError:
+                found = self._by_client_key(client_key)
+                if found is not None:
+                    return found
+        raise FeedbackStoreError("Could not store the label after 5 attempts", where=batch_id)
+
+    def _add_api_label(
+        self,
+        session: Session,
+        batch_id: str,
+        label: str,
+        prediction_id: str | None,
+        text_: str | None,
+        user: str | None,
+        client_key: str | None,
+    ) -> ApiLabel:
+        if client_key is not None:
+            existing = session.scalars(
+                select(FeedbackRow).where(FeedbackRow.client_key == client_key)
+            ).first()
+            if existing is not None:
+                return ApiLabel(existing.id, False, existing.batch_id)
+        if prediction_id is not None:
+            prediction = session.get(PredictionRow, prediction_id)
+            if prediction is None:
+                raise FeedbackStoreError(
+                    f"Unknown prediction id {prediction_id!r}",
+                    where="predictions",
+                    hint="Send back the prediction_id that /predict returned (predictions are logged within "
+                    "a second; a dropped log event is counted on /metrics).",
+                )
+            text_ = prediction.text
+        batch = session.get(FeedbackBatchRow, batch_id)
+        if batch is None:
+            batch = FeedbackBatchRow(id=batch_id, source="serving API", row_count=0, status="imported")
+            session.add(batch)
+            session.flush()
+        batch.row_count += 1
+        batch.status = "imported"  # new rows wait for the contract's review
+        row = FeedbackRow(
+            prediction_id=prediction_id,
+            text=text_,
+            label=label,
+            user=user,
+            source="api",
+            created_at=utc_now(),
+            batch_id=batch_id,
+            source_row=batch.row_count,
+            status="pending",
+            row_key=row_key(text_, label, user),
+            client_key=client_key,
+        )
+        session.add(row)
+        session.flush()
+        return ApiLabel(row.id, True, batch_id)
+
+    def _by_client_key(self, client_key: str | None) -> ApiLabel | None:
+        if client_key is None:
+            return None
+        with self._read() as session:
+            row = session.scalars(select(FeedbackRow).where(FeedbackRow.client_key == client_key)).first()
+            return None if row is None else ApiLabel(row.id, False, row.batch_id)
+
+    def batches_with_pending(self) -> list[str]:
+        """Ids of batches holding rows the contract has not reviewed yet (API batches fill up over a day)."""
+        stmt = select(FeedbackRow.batch_id).where(FeedbackRow.status == "pending").distinct()
+        with self._read() as session:
+            return sorted(str(b) for b in session.scalars(stmt))
 
     # ---- feedback import ---------------------------------------------------------------------
 
@@ -604,22 +740,38 @@ def _create_schema(engine: Engine) -> None:
 
 
 def _add_missing_columns(engine: Engine) -> None:
-    """Stores written by an older loopline lack newer nullable columns: add them (and fill row keys)."""
-    present = {column["name"] for column in inspect(engine).get_columns(FEEDBACK_TABLE.name)}
-    if "row_key" in present:
-        return
+    """Stores written by an older loopline lack newer (nullable) columns: add them with their indexes,
+    and fill the row keys of existing feedback rows."""
+    inspector = inspect(engine)
+    added: list[str] = []
     with engine.begin() as conn:
-        conn.execute(text(f"ALTER TABLE {FEEDBACK_TABLE.name} ADD COLUMN row_key VARCHAR({ID_LENGTH})"))
-        conn.execute(
-            text(f"CREATE INDEX IF NOT EXISTS ix_feedback_row_key ON {FEEDBACK_TABLE.name} (row_key)")
-        )
-        rows = conn.execute(
-            select(FeedbackRow.id, FeedbackRow.text, FeedbackRow.label, FeedbackRow.user)
-        ).all()
-        keys = [{"row_id": r.id, "key": row_key(r.text, r.label, r.user)} for r in rows]
-        if keys:
-            conn.execute(text(f"UPDATE {FEEDBACK_TABLE.name} SET row_key = :key WHERE id = :row_id"), keys)
-    logger.info("Feedback store migrated: row_key added to %d existing rows", len(keys))
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            missing = [column for column in table.columns if column.name not in present]
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                added.append(f"{table.name}.{column.name}")
+            for index in table.indexes if missing else ():
+                index.create(conn, checkfirst=True)
+        if "feedback.row_key" in added:
+            rows = conn.execute(
+                select(FeedbackRow.id, FeedbackRow.text, FeedbackRow.label, FeedbackRow.user)
+            ).all()
+            keys = [{"row_id": r.id, "key": row_key(r.text, r.label, r.user)} for r in rows]
+            if keys:
+                conn.execute(
+                    text(f"UPDATE {FEEDBACK_TABLE.name} SET row_key = :key WHERE id = :row_id"), keys
+                )
+    if added:
+        logger.info("Feedback store migrated: added %s", ", ".join(added))
+
+
+def _fill_row_keys(conn: Any) -> None:
+    rows = conn.execute(select(FeedbackRow.id, FeedbackRow.text, FeedbackRow.label, FeedbackRow.user)).all()
+    keys = [{"row_id": r.id, "key": row_key(r.text, r.label, r.user)} for r in rows]
+    if keys:
+        conn.execute(text(f"UPDATE {FEEDBACK_TABLE.name} SET row_key = :key WHERE id = :row_id"), keys)
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""The model the service answers with: the version behind the ``production`` alias, swapped atomically.
+
+A background thread polls the registry. When the alias moves, the new version is downloaded (checked
+against its manifest), loaded and put through the canary; only then does one reference assignment make
+it the answering model. A request reads that reference once, so it is answered by one version from
+start to end, and no request waits for a load. A version that fails to load or fails the canary is not
+served; the old one stays, and ``status`` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from loopline.config import Settings
+from loopline.errors import LooplineError
+from loopline.inference import Classifier, load_classifier
+from loopline.pipeline.champion import PRODUCTION, fetch_model_dir
+from loopline.registry.models import get_alias_version
+
+logger = logging.getLogger(__name__)
+
+CANARY_TEXTS = (
+    "I would like a refund for my last order.",
+    "How do I change my password?",
+    "my card has not arrived yet",
+    "hello",
+)
+CANARY_BUDGET_MS = 2_000.0  # the canary's slowest text, on a cold model; far above a healthy answer
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded version: what answers requests."""
+
+    version: str
+    classifier: Classifier
+    tags: dict[str, str]
+    loaded_at: str
+
+
+@dataclass
+class HolderStatus:
+    """What ``/model`` shows beyond the served version: the last failed load, the last check."""
+
+    last_check: str | None = None
+    last_error: str | None = None
+    failed_version: str | None = None
+    swaps: int = 0
+
+
+@dataclass
+class ModelHolder:
+    settings: Settings
+    canary: Callable[[Classifier], None] | None = None
+    current: Served | None = None
+    status: HolderStatus = field(default_factory=HolderStatus)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self) -> bool:
+        """Check the alias once; load and swap to its version if it moved. True when a swap happened."""
+        with self._lock:  # one load at a time (a poll and a /reload may meet)
+            self.status.last_check = _now()
+            found = get_alias_version(self.settings.model_name, PRODUCTION)
+            if found is None:
+                self.status.last_error = (
+                    f"no version of {self.settings.model_name} has the alias {PRODUCTION}"
+                )
+                return False
+            version = str(found.version)
+            if self.current is not None and self.current.version == version:
+                return False
+            if version == self.status.failed_version:
+                return False  # failed before; try again only when the alias moves on
+            try:
+                served = self._load(version, dict(found.tags or {}))
+            except (LooplineError, OSError, RuntimeError, ValueError) as err:
+                self.status.last_error = f"v{version} was not served: {err}"
+                self.status.failed_version = version
+                logger.error(
+                    "Keeping v%s: v%s failed to load or its canary: %s", self._version(), version, err
+                )
+                return False
+            previous, self.current = self._version(), served  # the swap: one reference assignment
+            self.status.swaps += 1
+            self.status.last_error = self.status.failed_version = None
+            logger.info("Serving %s v%s (was v%s)", self.settings.model_name, version, previous)
+            return True
+
+    def _version(self) -> str:
+        return "-" if self.current is None else self.current.version
+
+    def _load(self, version: str, tags: dict[str, str]) -> Served:
+        model_dir = fetch_model_dir(self.settings, version)
+        classifier = load_classifier(model_dir, device="cpu", max_length=self.settings.training.max_length)
+        (self.canary or run_canary)(classifier)
+        return Served(version, classifier, tags, _now())
+
+    def start(self) -> None:
+        """Load the current version now, then follow the alias in a daemon thread."""
+        try:
+            self.refresh()
+        except Exception as err:  # a registry hiccup at start: /ready says not ready, the poll retries
+            self.status.last_error = f"registry check failed: {err}"
+            logger.exception("First registry check failed")
+        self._thread = threading.Thread(target=self._follow, name="loopline-alias-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.settings.serve.poll_seconds):
+            try:
+                self.refresh()
+            except Exception as err:  # the next poll tries again; the served version stays
+                self.status.last_error = f"registry check failed: {err}"
+                logger.warning("Registry check failed: %s", err)
+
+
+def run_canary(classifier: Classifier, texts: Sequence[str] = CANARY_TEXTS) -> None:
+    """Answer a fixed set of texts as the service would, within the latency budget, with probabilities."""
+    for text in texts:
+        started = time.perf_counter()
+        probabilities = classifier.predict_proba([text])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if elapsed_ms > CANARY_BUDGET_MS:
+            raise RuntimeError(f"canary: {elapsed_ms:.0f} ms for one text (budget {CANARY_BUDGET_MS:.0f} ms)")
+        row = probabilities[0]
+        if not np.all(np.isfinite(row)) or abs(float(row.sum()) - 1.0) > 1e-3:
+            raise RuntimeError("canary: the model does not return probabilities (damaged weights?)")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
