@@ -19,10 +19,21 @@ from flows.common import current_flow_run_id, flow_settings
 from flows.retrain_flow import retrain_flow
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
+from loopline.model_files import read_labels
+from loopline.pipeline.champion import require_champion
+from loopline.pipeline.feedback import review_pending_feedback
 from loopline.pipeline.monitor import MonitorOutcome, monitor_window
 from loopline.tracking import end_run, start_run
 
 RETRAIN_DEPLOYMENT = "retrain/retrain"
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def review_served_feedback(settings: Settings) -> int:
+    """Labels sent to the serving API wait in daily batches: the contract reviews them before the check."""
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        known = read_labels(require_champion(settings).model_dir)
+        return sum(intake.accepted for intake in review_pending_feedback(settings, store, known))
 
 
 @task(cache_policy=NO_CACHE)
@@ -45,6 +56,7 @@ def monitor_flow(
         settings, "monitor", tags={"loopline.flow": "monitor", "prefect.flow_run_id": current_flow_run_id()}
     )
     try:
+        review_served_feedback(settings)
         outcome = check_window(settings, scheduled, run_id)
     except BaseException:
         end_run(run_id, failed=True)

@@ -538,6 +538,32 @@ def feedback_quarantined(
         )
 
 
+@feedback_app.command("to-label")
+@friendly_errors
+def feedback_to_label(
+    out: Annotated[Path, typer.Option("--out", help="CSV to write for the people who label.")],
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 1000,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Export served predictions flagged for labelling (abstained or low margin) that nobody labelled yet.
+
+    Fill in the label column and import the file with `loopline feedback import`: the prediction_id
+    column joins each label to its prediction."""
+    from loopline.feedback.store import FeedbackStore
+
+    settings = _settings(config, home, connect_stores=False)  # the feedback store alone
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        rows = store.flagged_unlabelled(limit)
+    export = rows.rename(columns={"id": "prediction_id"})[
+        ["prediction_id", "text", "predicted_label", "confidence"]
+    ]
+    export.insert(2, "label", "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export.to_csv(out, index=False)
+    say(f"{len(export)} prediction(s) to label → {out}: fill in 'label', then `loopline feedback import` it")
+
+
 @app.command()
 @friendly_errors
 def monitor(

@@ -72,6 +72,20 @@ def intake_feedback(
     )
 
 
+def review_pending_feedback(
+    settings: Settings, store: FeedbackStore, known_labels: Collection[str]
+) -> list[FeedbackIntake]:
+    """Hold every batch with unreviewed rows to the feedback contract: the labels the serving API took
+    during the day (already checked row by row at the door), and any batch a kill left imported."""
+    reviewed = []
+    for batch_id in store.batches_with_pending():
+        batch = store.get_batch(batch_id)
+        source = batch.source if batch else batch_id
+        pending = store.pending_feedback(batch_id)
+        reviewed.append(_review_batch(settings, store, batch_id, pending, source, known_labels, 0, True, 0))
+    return reviewed
+
+
 def check_label_names(frame: pd.DataFrame, known_labels: Collection[str], source: str) -> None:
     """Refuse class ids where the model has names: ``0, 1, 2`` would otherwise become new labels."""
     labels = {str(label) for label in frame["label"].dropna()}

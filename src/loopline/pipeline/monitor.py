@@ -54,7 +54,7 @@ def monitor_window(
     now = now or datetime.now(UTC)
     champion = require_champion(settings)
     last_check = store.last_decision("monitor")
-    window = _window(store, last_check.created_at if last_check else None)
+    window = _window(store, last_check.created_at if last_check else None, champion.version)
     report, reports = _check_window(settings, champion, window, run_id) if not window.empty else (None, [])
     labelled = len(store.accepted_unused_feedback())
     decision = decide_retrain(
@@ -65,7 +65,13 @@ def monitor_window(
         "monitor",
         decision.retrain,
         decision.reason,
-        {"drift": drift, "checks": decision.checks, "scheduled": scheduled, "window_size": len(window)},
+        {
+            "drift": drift,
+            "checks": decision.checks,
+            "scheduled": scheduled,
+            "window_size": len(window),
+            "window_source": _source(window),
+        },
         model_version=champion.version,
         run_id=run_id,
     )
@@ -84,23 +90,48 @@ def monitor_window(
     )
 
 
-def _window(store: FeedbackStore, since: datetime | None) -> pd.DataFrame:
-    """Accepted (or already used) feedback that arrived since the last check; quarantined rows never count."""
+def _window(store: FeedbackStore, since: datetime | None, champion_version: str) -> pd.DataFrame:
+    """What arrived since the last check: the champion's served predictions (with the labels sent back
+    for them) when the service logged any, else accepted (or used) feedback; quarantined rows never count.
+    A served window has the columns predicted_label, confidence and embedding."""
+    served = store.served_window(since)
+    served = served[served["model_version"] == champion_version].reset_index(drop=True)
+    if not served.empty:
+        return served
     rows = store.feedback_since(since)
     return rows[rows["status"].isin(["accepted", "used"])].reset_index(drop=True)
 
 
+def _source(window: pd.DataFrame) -> str:
+    return "served" if "predicted_label" in window.columns else "feedback"
+
+
 def _current_inputs(settings: Settings, champion: Champion, window: pd.DataFrame) -> DriftInputs:
     texts = [str(t) for t in window["text"]]
-    # Shadow predictions of the champion on the window: prediction/confidence drift and decay
-    # need them even when no serving logs exist (the labels are the users' corrections).
-    predicted, confidences = load_classifier(
-        champion.model_dir, max_length=settings.training.max_length
-    ).predict(texts)
+    labels = [None if x is None or pd.isna(x) else str(x) for x in window["label"]]
+    max_length = settings.training.max_length
+    if _source(window) == "served":
+        # What the service answered and the embeddings it logged: nothing is predicted or embedded again
+        # (but the embeddings of predictions logged without one).
+        missing = [i for i, vector in enumerate(window["embedding"]) if vector is None]
+        fresh = embed_texts(settings.resolved_base_model, [texts[i] for i in missing], max_length=max_length)
+        vectors = list(window["embedding"])
+        for i, vector in zip(missing, fresh, strict=True):
+            vectors[i] = vector
+        return DriftInputs(
+            texts=texts,
+            embeddings=np.vstack(vectors).astype(np.float32),
+            labels=labels,
+            predicted_labels=[str(x) for x in window["predicted_label"]],
+            confidences=window["confidence"].to_numpy(dtype=float),
+        )
+    # Shadow predictions of the champion on the feedback window: prediction/confidence drift and decay
+    # need them when no serving logs exist (the labels are the users' corrections).
+    predicted, confidences = load_classifier(champion.model_dir, max_length=max_length).predict(texts)
     return DriftInputs(
         texts=texts,
-        embeddings=embed_texts(settings.resolved_base_model, texts, max_length=settings.training.max_length),
-        labels=[None if pd.isna(x) else str(x) for x in window["label"]],
+        embeddings=embed_texts(settings.resolved_base_model, texts, max_length=max_length),
+        labels=labels,
         predicted_labels=list(predicted),
         confidences=np.asarray(confidences),
     )
