@@ -77,6 +77,7 @@ class ModelHolder:
                 return False
             version = str(found.version)
             if self.current is not None and self.current.version == version:
+                self.status.failed_version = None  # the alias moved on from a failed version
                 return False
             if version == self.status.failed_version:
                 return False  # failed before; try again only when the alias moves on
