@@ -388,7 +388,7 @@ class FeedbackStore:
             text=text_,
             label=label,
             user=user,
-            source="api",
+            source=None,  # not a flood key: the API's callers are told apart by ``user`` only
             created_at=utc_now(),
             batch_id=batch_id,
             source_row=batch.row_count,
