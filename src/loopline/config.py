@@ -391,7 +391,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Cannot read the config file: {err.strerror}", where=str(path)) from None
 
 
-def _known_env_names() -> dict[str, str]:
+def settings_env_names() -> dict[str, str]:
     """Every ``LOOPLINE_*`` variable a setting reads, mapped to the setting's dotted name."""
     names: dict[str, str] = {}
     for field_name, info in Settings.model_fields.items():
@@ -405,7 +405,7 @@ def _known_env_names() -> dict[str, str]:
 
 def _check_env_names(environ: Mapping[str, str]) -> None:
     """A mistyped ``LOOPLINE_*`` variable would be ignored silently; refuse it and suggest the name."""
-    known = _known_env_names()
+    known = settings_env_names()
     for name in sorted(environ):
         upper = name.upper()
         if not upper.startswith(ENV_PREFIX) or upper in known or upper in NON_SETTINGS_ENV:

@@ -128,15 +128,15 @@ def test_env_example_covers_every_compose_variable(env_example: dict[str, str]) 
 
 def test_loopline_variables_are_real_settings(compose: dict[str, Any], env_example: dict[str, str]) -> None:
     """A LOOPLINE_* name that no Settings field reads would be silently ignored."""
-    from loopline.config import Settings
+    from loopline.config import Settings, settings_env_names
 
     names = set(env_example)
     for service in services(compose).values():
         names |= set(service.get("environment") or {})
     loopline_names = {n for n in names if n.startswith("LOOPLINE_") and n != "LOOPLINE_DATABASES"}
     assert {"LOOPLINE_TRACKING_URI", "LOOPLINE_FEEDBACK_DB_URL", "LOOPLINE_HOME"} <= loopline_names
-    fields = {f"LOOPLINE_{field.upper()}" for field in Settings.model_fields}
-    assert loopline_names - fields == set()
+    assert loopline_names - set(settings_env_names()) == set()
+    assert "LOOPLINE_SERVE__API_KEY" in settings_env_names() and Settings.model_fields["serve"]
 
 
 def test_compose_files_it_points_at_exist(compose: dict[str, Any]) -> None:
@@ -177,11 +177,19 @@ def test_k8s_manifests_parse_and_fit_together() -> None:
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items(), f"{name}: selector does not match its pods"
-    service = next(doc for doc in docs if doc["kind"] == "Service")
-    mlflow_labels = deployments["mlflow"]["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= mlflow_labels.items()
+    for service in (doc for doc in docs if doc["kind"] == "Service"):
+        pods = deployments[service["metadata"]["name"]]["spec"]["template"]
+        assert service["spec"]["selector"].items() <= pods["metadata"]["labels"].items()
+        ports = {p["name"] for c in pods["spec"]["containers"] for p in c.get("ports", [])}
+        assert all(
+            p["targetPort"] in ports or isinstance(p["targetPort"], int) for p in service["spec"]["ports"]
+        )
+    serve = deployments["loopline-serve"]["spec"]["template"]["spec"]["containers"][0]
+    assert serve["readinessProbe"]["httpGet"]["path"] == "/ready"
+    secret_refs = {e["valueFrom"]["secretKeyRef"]["key"] for e in serve["env"] if "valueFrom" in e}
     secret_keys = set(next(doc for doc in docs if doc["kind"] == "Secret")["stringData"])
     assert {"MLFLOW_BACKEND_STORE_URI", "MLFLOW_ARTIFACTS_DESTINATION", "AWS_ACCESS_KEY_ID"} <= secret_keys
+    assert secret_refs <= secret_keys
     worker = deployments["prefect-worker"]["spec"]["template"]["spec"]
     assert "kubernetes" in worker["containers"][0]["args"]
     assert worker["serviceAccountName"] in {name for kind, name in kinds if kind == "ServiceAccount"}
