@@ -325,6 +325,7 @@ def promote(
         reason=reason,
         force=force,
         artifact_location=settings.resolved_artifact_location,
+        canary=_canary_for(settings, alias),
     )
     if event.kind == "unchanged":
         say(f"{alias} already points to v{event.version}; nothing recorded.")
@@ -355,6 +356,7 @@ def rollback(
         actor=current_user(),
         reason=reason,
         artifact_location=settings.resolved_artifact_location,
+        canary=_canary_for(settings, alias),
     )
     if event.kind == "unchanged":
         say(f"{alias} already points to v{event.version}; nothing recorded.")
@@ -374,12 +376,12 @@ def history(
 
     settings = _settings(config, home)
     table = Table(title=Text(f"Promotion history of {settings.model_name}"))
-    for column in ("when", "alias", "kind", "from", "to", "who", "why"):
+    for column in ("when", "alias", "kind", "from", "to", "who", "why", "canary"):
         table.add_column(column)
     for event in promotion_history(settings.model_name, alias=alias):
         kind = f"{event.kind} (forced)" if event.forced else event.kind
-        row = (event.at, event.alias, kind, event.previous_version, event.version, event.actor, event.reason)
-        table.add_row(*map(_cell, row))
+        moved = (event.at, event.alias, kind, event.previous_version, event.version)
+        table.add_row(*map(_cell, (*moved, event.actor, event.reason, event.canary)))
     console.print(table)
 
 
@@ -709,6 +711,15 @@ def print_train_summary(summary: dict[str, Any], settings: Settings) -> None:
     )
     say(f"Load it anywhere: mlflow.pyfunc.load_model('models:/{summary['model_name']}@production')")
     say(f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000")
+
+
+def _canary_for(settings: Settings, alias: str) -> Callable[[str], str | None] | None:
+    """Production is what the service answers with: a version must pass the canary to get there."""
+    if alias != "production":
+        return None
+    from loopline.pipeline.canary import canary_failure
+
+    return lambda version: canary_failure(settings, version)
 
 
 def _load(settings: Settings, path: Path) -> Any:

@@ -145,7 +145,7 @@ def _encoding_hint(raw: bytes) -> str:
 
 def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
     try:
-        header = next(csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=sep), [])
+        header = next(csv.reader(io.StringIO(text.replace("\x00", ""), newline=""), delimiter=sep), [])
     except csv.Error:
         header = []  # pandas says what is wrong below
     _check_unique_columns(header, path)  # pandas would rename a repeated name to "name.1" silently
@@ -178,16 +178,20 @@ def _read_delimited(text: str, path: Path, sep: str) -> pd.DataFrame:
 
 
 def _ragged(text: str, path: Path, sep: str) -> DataError:
-    rows = csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=sep)
-    header = len(next(rows, []))
-    for number, row in enumerate(rows, start=1):
-        if len(row) > header:
-            return DataError(
-                f"Data row {number} has {len(row)} fields but the header has {header}",
-                where=f"{path}, data row {number}",
-                hint="Quote fields that contain the separator, or fix the header, then export again.",
-            )
-    return DataError("Rows have more fields than the header", where=str(path), hint="Fix the header.")
+    hint = "Quote fields that contain the separator, or fix the header, then export again."
+    try:
+        rows = csv.reader(io.StringIO(text.replace("\x00", ""), newline=""), delimiter=sep)
+        header = len(next(rows, []))
+        for number, row in enumerate(rows, start=1):
+            if len(row) > header:
+                return DataError(
+                    f"Data row {number} has {len(row)} fields but the header has {header}",
+                    where=f"{path}, data row {number}",
+                    hint=hint,
+                )
+    except csv.Error:
+        pass
+    return DataError("Rows have more fields than the header", where=str(path), hint=hint)
 
 
 def _read_jsonl(text: str, path: Path) -> pd.DataFrame:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from loopline.config import Settings
-from loopline.errors import GateFailed
+from loopline.errors import GateFailed, RegistryError
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
+from loopline.pipeline.canary import canary_failure
 from loopline.processes import current_user
 from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
 from loopline.registry.models import log_model, register_model, version_aliases
@@ -75,15 +76,20 @@ def promote_published(
     for alias in wanted:
         if alias in held_before:
             continue
-        promote(
-            name,
-            version,
-            alias=alias,
-            actor=current_user(),
-            reason=reason if alias == "candidate" else f"auto-promote: {reason}",
-            gate_report=gate_report,
-            artifact_location=settings.resolved_artifact_location,
-        )
+        try:
+            promote(
+                name,
+                version,
+                alias=alias,
+                actor=current_user(),
+                reason=reason if alias == "candidate" else f"auto-promote: {reason}",
+                gate_report=gate_report,
+                artifact_location=settings.resolved_artifact_location,
+                canary=(lambda v: canary_failure(settings, v)) if alias == "production" else None,
+            )
+        except RegistryError as err:  # the canary said no: registered and candidate, not production
+            logger.error("v%s stays a candidate: %s", version, err)
+            break
         crash_point(f"publish.{alias}")
     aliases = tuple(sorted(alias for alias, v in version_aliases(name).items() if v == version))
     logger.info("Published %s version %s with aliases %s", name, version, list(aliases))

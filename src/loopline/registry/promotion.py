@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +49,18 @@ PROMOTIONS_SUFFIX = "-promotions"
 MAX_TEXT_CHARS = 5000  # below MLflow's tag and param value limits
 INTENT_GRACE = timedelta(minutes=10)  # a RUNNING intent older than this, alias elsewhere: abandoned
 EVENT_KINDS = ("promotion", "rollback")
-_FIELDS = ("model", "alias", "version", "previous_version", "actor", "reason", "at", "gate_passed", "forced")
+_FIELDS = (
+    "model",
+    "alias",
+    "version",
+    "previous_version",
+    "actor",
+    "reason",
+    "at",
+    "gate_passed",
+    "forced",
+    "canary",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class PromotionEvent:
     kind: str = "promotion"
     run_id: str | None = None
     forced: bool = False
+    canary: str = "not run"  # "passed", or why the version failed it (then only a forced move happens)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +188,7 @@ def _event_from_run(run: Any) -> PromotionEvent | None:
         kind=kind if kind in EVENT_KINDS else "promotion",
         run_id=run.info.run_id,
         forced=values["forced"] == "true",
+        canary=values["canary"] or "not run",
     )
 
 
@@ -191,16 +205,19 @@ def promote(
     gate_report: dict[str, Any] | None = None,
     force: bool = False,
     artifact_location: str | None = None,
+    canary: Callable[[str], str | None] | None = None,
 ) -> PromotionEvent:
     """Move ``alias`` to ``version`` and record who, when, from, to, why and the gate report.
 
     Refuses (RegistryError) a version whose ``loopline.gate`` tag is "failed", or a ``gate_report`` that
-    did not pass, unless ``force`` (then the override is recorded). ``artifact_location`` is used only when
-    the history experiment is created (None: beside the artifacts of the version's run's experiment).
+    did not pass, or that ``canary(version)`` says would not serve (it returns why, or None), unless
+    ``force`` (then the override is recorded). ``artifact_location`` is used only when the history
+    experiment is created (None: beside the artifacts of the version's run's experiment).
     """
     check_alias(alias)
     mv = get_version(name, str(version))
-    forced = _check_gate(mv, alias, gate_report, force)
+    verdict = _run_canary(canary, mv)
+    forced = _check_gate(mv, alias, gate_report, force) | _check_canary(mv, alias, verdict, force)
     return _move_alias(
         mv,
         alias,
@@ -210,6 +227,7 @@ def promote(
         gate_report=gate_report,
         forced=forced,
         artifact_location=artifact_location,
+        canary=verdict,
     )
 
 
@@ -222,13 +240,15 @@ def rollback(
     actor: str | None = None,
     reason: str = "rollback",
     artifact_location: str | None = None,
+    canary: Callable[[str], str | None] | None = None,
 ) -> PromotionEvent:
     """Move ``alias`` back and record it as a rollback.
 
     Without ``to``: to the most recent earlier holder of the alias that is not the current version, was not
     itself rolled back from (its last departure from the alias was not a rollback) and did not fail the
     gate, so repeated rollbacks walk back through earlier good versions. With ``to``: to that version,
-    gate-checked like a promotion.
+    gate-checked like a promotion. ``canary(version)`` (None: not run) says why the target would not
+    serve; a failing target is refused unless ``force``.
     """
     check_alias(alias)
     history = promotion_history(name, alias)
@@ -239,6 +259,8 @@ def rollback(
     else:
         target = _rollback_target(name, alias, history, None if current is None else str(current.version))
         forced = False
+    verdict = _run_canary(canary, target)
+    forced |= _check_canary(target, alias, verdict, force)
     return _move_alias(
         target,
         alias,
@@ -247,6 +269,7 @@ def rollback(
         reason=reason,
         forced=forced,
         artifact_location=artifact_location,
+        canary=verdict,
     )
 
 
@@ -312,6 +335,27 @@ def _check_gate(mv: ModelVersion, alias: str, gate_report: dict[str, Any] | None
     return True
 
 
+def _run_canary(canary: Callable[[str], str | None] | None, mv: ModelVersion) -> str:
+    """ "not run", "passed", or why the version failed the canary."""
+    if canary is None:
+        return "not run"
+    return canary(str(mv.version)) or "passed"
+
+
+def _check_canary(mv: ModelVersion, alias: str, canary: str, force: bool) -> bool:
+    """Refuse a version that failed the canary unless forced; returns whether the move overrides it."""
+    if canary in ("not run", "passed"):
+        return False
+    if not force:
+        raise RegistryError(
+            f"Refusing to move '{mv.name}'@{alias} to version {mv.version}: it failed the canary ({canary}).",
+            where=f"models:/{mv.name}/{mv.version}",
+            hint="Fix or re-register the version, or pass --force with a --reason (recorded).",
+        )
+    logger.warning("Forcing '%s'@%s to version %s despite a failed canary", mv.name, alias, mv.version)
+    return True
+
+
 def _gate_verdict(mv: ModelVersion, gate_report: dict[str, Any] | None) -> bool | None:
     if gate_report is not None and "passed" in gate_report:
         return bool(gate_report["passed"])
@@ -329,6 +373,7 @@ def _move_alias(
     gate_report: dict[str, Any] | None = None,
     forced: bool = False,
     artifact_location: str | None = None,
+    canary: str = "not run",
 ) -> PromotionEvent:
     client = mlflow_client()
     name, version = mv.name, str(mv.version)
@@ -346,6 +391,7 @@ def _move_alias(
         gate_passed=_gate_verdict(mv, gate_report),
         kind=kind,
         forced=forced,
+        canary=canary[:MAX_TEXT_CHARS],
     )
     if previous == version:
         logger.info("Alias '%s' of '%s' already points to version %s; nothing to do", alias, name, version)
@@ -379,6 +425,7 @@ def _record_intent(
         "at": event.at,
         "gate_passed": "unknown" if event.gate_passed is None else str(event.gate_passed).lower(),
         "forced": str(event.forced).lower(),
+        "canary": event.canary,
     }
     run = client.create_run(
         _promotions_experiment_id(client, event.model, location, model_run_id),

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import numpy as np
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
 from loopline.inference import Classifier, load_classifier
+from loopline.pipeline.canary import run_canary
 from loopline.pipeline.champion import PRODUCTION, fetch_model_dir
 from loopline.registry.models import get_alias_version
 
 logger = logging.getLogger(__name__)
-
-CANARY_TEXTS = (
-    "I would like a refund for my last order.",
-    "How do I change my password?",
-    "my card has not arrived yet",
-    "hello",
-)
-CANARY_BUDGET_MS = 2_000.0  # the canary's slowest text, on a cold model; far above a healthy answer
 
 
 @dataclass(frozen=True)
@@ -127,19 +117,6 @@ class ModelHolder:
             except Exception as err:  # the next poll tries again; the served version stays
                 self.status.last_error = f"registry check failed: {err}"
                 logger.warning("Registry check failed: %s", err)
-
-
-def run_canary(classifier: Classifier, texts: Sequence[str] = CANARY_TEXTS) -> None:
-    """Answer a fixed set of texts as the service would, within the latency budget, with probabilities."""
-    for text in texts:
-        started = time.perf_counter()
-        probabilities = classifier.predict_proba([text])
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        if elapsed_ms > CANARY_BUDGET_MS:
-            raise RuntimeError(f"canary: {elapsed_ms:.0f} ms for one text (budget {CANARY_BUDGET_MS:.0f} ms)")
-        row = probabilities[0]
-        if not np.all(np.isfinite(row)) or abs(float(row.sum()) - 1.0) > 1e-3:
-            raise RuntimeError("canary: the model does not return probabilities (damaged weights?)")
 
 
 def _now() -> str:

@@ -42,7 +42,8 @@ CONTENT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI sees the same 600 inputs every run (a new find is a new row here, not a flaky CI).
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(content=CONTENT, suffix=st.sampled_from(SUFFIXES), encoding=st.sampled_from(["utf-8", "latin-1"]))
 def test_any_bytes_give_a_frame_or_a_data_error(content: bytes, suffix: str, encoding: str) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -142,3 +142,17 @@ def _dead_pid() -> int:
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     return int(done.stdout)
+
+
+def test_a_version_that_fails_the_canary_is_not_promoted_unless_forced(model_uri: str) -> None:
+    registered(model_uri, "canaried", 2)
+    promote("canaried", 1, canary=lambda version: None)
+    assert promotion_history("canaried")[-1].canary == "passed"
+    with pytest.raises(RegistryError, match=r"failed the canary \(too slow\)"):
+        promote("canaried", 2, canary=lambda version: "too slow")
+    assert production("canaried") == "1"
+    forced = promote("canaried", 2, canary=lambda version: "too slow", force=True, reason="known slow")
+    assert forced.forced and forced.canary == "too slow"
+    with pytest.raises(RegistryError, match="failed the canary"):
+        rollback("canaried", canary=lambda version: "broken")
+    assert production("canaried") == "2"
