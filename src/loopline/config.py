@@ -180,6 +180,11 @@ class ServeConfig(_Section):
         10_000, ge=1, description="Predictions waiting to be written; when full they are dropped and counted."
     )
     log_batch_size: int = Field(256, ge=1, description="Predictions written to the store per transaction.")
+    log_embeddings: bool = Field(
+        True,
+        description="Embed served texts when logging them (the drift check's input, computed once). Off: "
+        "no second model pass beside each request on a busy CPU; the monitor embeds its window instead.",
+    )
 
 
 class Settings(BaseSettings):

@@ -341,7 +341,9 @@ def build_app(settings: Settings) -> FastAPI:
     base, max_length = settings.resolved_base_model, settings.training.max_length
     log = PredictionLog(
         store,
-        embed=lambda texts: embed_texts(base, texts, max_length=max_length),
+        embed=(lambda texts: embed_texts(base, texts, max_length=max_length))
+        if settings.serve.log_embeddings
+        else None,
         capacity=settings.serve.log_queue_size,
         batch_size=settings.serve.log_batch_size,
     )
