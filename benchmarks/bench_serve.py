@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         version = train_and_register(home, base, train, args)
         env = server_env(home, base, args.threads)
         serve = [str(BIN / "loopline"), "serve", "--home", str(home)]
-        loopline_body = lambda t: {"texts": t}  # noqa: E731
         loopline = [
             measure(
                 name, serve, "/ready", lambda t: {"texts": t}, texts, args, {**env, **extra}, Path(folder)
