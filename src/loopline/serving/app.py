@@ -13,17 +13,18 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopline.config import Settings
 from loopline.data.text import visible_text
@@ -139,6 +140,37 @@ class _StateCollector:
                 )
 
 
+class LimitsAndMetrics:
+    """Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs milliseconds a request): refuses a body
+    over the limit with 413 before reading it, and counts and times every request by route."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body_bytes:
+            detail = f"request body over {self.max_body_bytes} bytes; send fewer or shorter texts"
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send_status)
+        else:
+            await self.app(scope, receive, send_status)
+        route = scope.get("route")
+        endpoint = getattr(route, "path", "other")
+        self.metrics.requests.labels(endpoint, str(status["code"])).inc()
+        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
 def create_app(
     settings: Settings, holder: ModelHolder, store: FeedbackStore, log: PredictionLog | None
 ) -> FastAPI:
@@ -165,23 +197,7 @@ def create_app(
     cfg = settings.serve
     forward_lock = threading.Lock()  # one forward pass at a time: two cores, no oversubscription
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > cfg.max_body_bytes):
-            response: Response = JSONResponse(
-                {"detail": f"request body over {cfg.max_body_bytes} bytes; send fewer or shorter texts"},
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
-        endpoint = request.scope.get("route").path if request.scope.get("route") else "other"  # type: ignore[union-attr]
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(LimitsAndMetrics, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
 
     def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         expected = cfg.api_key.get_secret_value() if cfg.api_key else None
