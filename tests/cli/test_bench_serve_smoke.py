@@ -28,7 +28,8 @@ def test_serve_benchmark_smoke_prints_both_servers_and_writes_nothing(tmp_path: 
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "| loopline serve (torch; logs + embeds) |" in done.stdout and "| mlflow models serve |" in done.stdout
+    assert "| loopline serve (torch; logs + embeds) |" in done.stdout
+    assert "| mlflow models serve |" in done.stdout
     assert "Against the anchor" in done.stdout
     assert hashlib.sha256(results.read_bytes()).hexdigest() == before
     assert list(tmp_path.iterdir()) == [] or all(p.name.startswith(".") for p in tmp_path.iterdir())
