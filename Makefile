@@ -20,7 +20,7 @@ test: install  ## lint and type-check, then unit + integration + server tests, t
 	$(BIN)/ruff check src flows tests benchmarks
 	$(BIN)/mypy src flows
 	$(BIN)/pytest --ignore=tests/cli
-	$(BIN)/pytest tests/cli -n 2  # each test runs commands as processes: two at a time on 2 cores
+	$(BIN)/pytest tests/cli -n 2 --dist loadgroup  # each test runs commands as processes: two at a time on 2 cores
 
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks

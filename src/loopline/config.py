@@ -180,6 +180,25 @@ class ServeConfig(_Section):
         10_000, ge=1, description="Predictions waiting to be written; when full they are dropped and counted."
     )
     log_batch_size: int = Field(256, ge=1, description="Predictions written to the store per transaction.")
+    runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="What answers: torch, or an ONNX Runtime export of the version (onnx-int8: with dynamic "
+        "INT8 weights), used only when it scores within runtime_tolerance of torch on the frozen test set.",
+    )
+    runtime_tolerance: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="Largest drop of test-set accuracy or macro-F1 (0.005 = half a point) allowed for onnx.",
+    )
+    micro_batch: bool = Field(
+        False,
+        description="Answer concurrent requests in one forward pass (those waiting, plus up to "
+        "micro_batch_wait_ms more); measure with benchmarks/bench_serve.py before turning it on.",
+    )
+    micro_batch_wait_ms: float = Field(
+        1.0, ge=0, le=100, description="How long a micro-batch waits for more requests once one is in."
+    )
     log_embeddings: bool = Field(
         True,
         description="Embed served texts when logging them (the drift check's input, computed once). Off: "

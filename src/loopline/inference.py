@@ -40,7 +40,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
     texts = list(texts)
     for index, text in enumerate(texts):
         if not isinstance(text, str):
@@ -75,9 +75,26 @@ def predict_proba_encoded(
     return probabilities
 
 
+class ProbabilityClassifier:
+    """What answers predictions: class probabilities per text, ``labels`` in the model's id order.
+    Subclasses (torch here, ONNX Runtime in ``loopline.serving.runtime``) implement ``predict_proba``."""
+
+    labels: list[str]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str], batch_size: int = 128) -> tuple[list[str], np.ndarray]:
+        """Top label per text and its probability (the confidence)."""
+        probabilities = self.predict_proba(texts, batch_size=batch_size)
+        top = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=np.int64)
+        confidences = probabilities[np.arange(len(top)), top] if len(top) else np.zeros(0, np.float32)
+        return [self.labels[i] for i in top], confidences
+
+
 @dataclass
-class Classifier:
-    """A fine-tuned sequence classifier ready to predict; ``labels`` are in the model's id order."""
+class Classifier(ProbabilityClassifier):
+    """A fine-tuned sequence classifier (torch) ready to predict; ``labels`` are in the model's id order."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
@@ -87,19 +104,12 @@ class Classifier:
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """Probabilities, shape ``(len(texts), len(labels))``, rows in the order of ``texts``."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         input_ids = encode_texts(self.tokenizer, texts, self.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
         return predict_proba_encoded(
             self.model, input_ids, pad_token_id=pad_id, device=self.device, batch_size=batch_size
         )
-
-    def predict(self, texts: Sequence[str], batch_size: int = 128) -> tuple[list[str], np.ndarray]:
-        """Top label per text and its probability (the confidence)."""
-        probabilities = self.predict_proba(texts, batch_size=batch_size)
-        top = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, dtype=np.int64)
-        confidences = probabilities[np.arange(len(top)), top] if len(top) else np.zeros(0, np.float32)
-        return [self.labels[i] for i in top], confidences
 
 
 def load_classifier(model_dir: Path | str, device: str = "auto", max_length: int = 64) -> Classifier:

@@ -23,6 +23,9 @@ from tests.processes import ServerProcess, free_port, launch
 API_KEY = "test-key"
 SERVE_ENV = {"LOOPLINE_SERVE__API_KEY": API_KEY, "LOOPLINE_SERVE__POLL_SECONDS": "1"}
 
+# One service for the module: its tests share a worker (`make test` runs pytest with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("serve")
+
 
 @dataclass
 class Service:
@@ -140,15 +143,22 @@ def test_a_promotion_and_a_rollback_swap_in_under_load_without_a_failed_request(
 
 
 def test_the_monitor_judges_the_served_window_and_reviews_the_api_labels(service: Service) -> None:
+    before = service.count("SELECT count(*) FROM predictions")
+    ids = []
+    for i in range(20):
+        status, body = service.call("POST", "/predict", {"texts": [f"monitor {i}: where is my new card"]})
+        assert status == 200
+        ids.append(body["predictions"][0]["prediction_id"])
+    assert service.wait_logged(before + 20) >= before + 20
+    assert all(service.call("POST", "/feedback", _label(pid), key=True)[0] in (200, 201) for pid in ids)
     done = service.cli.ok("monitor", "--trigger", "none")
     assert "Window" in done.output
     assert (
         service.count("SELECT count(*) FROM feedback WHERE batch_id LIKE 'api-%' AND status = 'pending'") == 0
     )
-    assert (
-        service.count("SELECT count(*) FROM feedback WHERE batch_id LIKE 'api-%' AND status = 'accepted'")
-        == 200
-    )
+    quoted = ",".join(f"'{pid}'" for pid in ids)
+    accepted = f"SELECT count(*) FROM feedback WHERE status = 'accepted' AND prediction_id IN ({quoted})"
+    assert service.count(accepted) == 20
     conn = sqlite3.connect(service.home / "feedback.db")
     try:
         (details,) = conn.execute(

@@ -15,7 +15,7 @@ import numpy as np
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
-from loopline.inference import Classifier, load_classifier
+from loopline.inference import ProbabilityClassifier, load_classifier
 from loopline.pipeline.champion import fetch_model_dir
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ CANARY_TEXTS = (
 CANARY_BUDGET_MS = 2_000.0  # the canary's slowest text, on a cold model; far above a healthy answer
 
 
-def run_canary(classifier: Classifier, texts: Sequence[str] = CANARY_TEXTS) -> None:
+def run_canary(classifier: ProbabilityClassifier, texts: Sequence[str] = CANARY_TEXTS) -> None:
     """Answer a fixed set of texts as the service would, within the latency budget, with probabilities."""
     for text in texts:
         started = time.perf_counter()

@@ -38,9 +38,13 @@ class Champion:
 
     @property
     def test_version(self) -> str:
-        """The snapshot whose frozen splits judge this model: the bootstrap data's (tagged on retrained
-        versions) or, for a first model, its own training snapshot's."""
-        return self.tags.get("loopline.test_version") or self.tags.get("loopline.dataset_version", "")
+        return test_version_of(self.tags)
+
+
+def test_version_of(tags: dict[str, str]) -> str:
+    """The snapshot whose frozen splits judge a version: the bootstrap data's (tagged on retrained
+    versions) or, for a first model, its own training snapshot's."""
+    return tags.get("loopline.test_version") or tags.get("loopline.dataset_version", "")
 
 
 def load_champion(settings: Settings, alias: str = PRODUCTION) -> Champion | None:

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loopline.config import Settings
 from loopline.data.text import visible_text
 from loopline.feedback.store import FeedbackStore, FeedbackStoreError, PredictionRecord
+from loopline.serving.batcher import MicroBatcher
 from loopline.serving.holder import ModelHolder, Served
 from loopline.serving.prediction_log import PredictionLog
 
@@ -127,6 +128,9 @@ class _StateCollector:
         version.add_metric([served.version if served else "none"], float(served.version) if served else 0.0)
         yield version
         yield GaugeMetricFamily("loopline_model_swaps", "Versions swapped in", value=self.holder.status.swaps)
+        runtime = GaugeMetricFamily("loopline_runtime", "What answers: torch, onnx or onnx-int8", labels=["runtime"])
+        runtime.add_metric([served.runtime.used if served else "none"], 1.0)
+        yield runtime
         if self.log is not None:
             counters = self.log.counters
             for name, value in (
@@ -176,17 +180,22 @@ def create_app(
 ) -> FastAPI:
     """The service around a model holder, the feedback store and the prediction log (started with it)."""
 
+    cfg = settings.serve
+    batcher = MicroBatcher(cfg.micro_batch_wait_ms / 1000, cfg.max_texts) if cfg.micro_batch else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder.start()
-        if log is not None:
-            log.start()
+        for part in (log, batcher):
+            if part is not None:
+                part.start()
         try:
             yield
         finally:
             holder.stop()
-            if log is not None:
-                log.stop()
+            for part in (batcher, log):
+                if part is not None:
+                    part.stop()
 
     app = FastAPI(
         title="loopline",
@@ -194,7 +203,6 @@ def create_app(
         lifespan=lifespan,
     )
     metrics = Metrics(holder, log)
-    cfg = settings.serve
     forward_lock = threading.Lock()  # one forward pass at a time: two cores, no oversubscription
 
     app.add_middleware(LimitsAndMetrics, max_body_bytes=cfg.max_body_bytes, metrics=metrics)
@@ -232,6 +240,7 @@ def create_app(
             "loaded_at": served.loaded_at if served else None,
             "gate": (served.tags.get("loopline.gate") if served else None),
             "dataset_version": (served.tags.get("loopline.dataset_version") if served else None),
+            "runtime": served.runtime.to_dict() if served else None,
             "last_check": status.last_check,
             "last_error": status.last_error,
             "swaps": status.swaps,
@@ -256,8 +265,11 @@ def create_app(
         if too_long:
             raise HTTPException(413, f"texts {too_long[:5]} are over {cfg.max_text_chars} characters")
         served = served_model()  # read once: this request is answered by one version
-        with forward_lock:
-            probabilities = served.classifier.predict_proba(body.texts)
+        if batcher is not None:
+            probabilities = batcher.predict_proba(served.classifier, body.texts)
+        else:
+            with forward_lock:
+                probabilities = served.classifier.predict_proba(body.texts)
         metrics.batch.observe(len(body.texts))
         predictions, records = _answers(served, body, probabilities, settings)
         if log is not None:

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
-from loopline.inference import Classifier, load_classifier
+from loopline.inference import ProbabilityClassifier, load_classifier
 from loopline.pipeline.canary import run_canary
-from loopline.pipeline.champion import PRODUCTION, fetch_model_dir
+from loopline.pipeline.champion import PRODUCTION, fetch_model_dir, test_version_of
 from loopline.registry.models import get_alias_version
+from loopline.serving.runtime import RuntimeVerdict, fast_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ class Served:
     """One loaded version: what answers requests."""
 
     version: str
-    classifier: Classifier
+    classifier: ProbabilityClassifier
     tags: dict[str, str]
     loaded_at: str
+    runtime: RuntimeVerdict
 
 
 @dataclass
@@ -48,7 +50,7 @@ class HolderStatus:
 @dataclass
 class ModelHolder:
     settings: Settings
-    canary: Callable[[Classifier], None] | None = None
+    canary: Callable[[ProbabilityClassifier], None] | None = None
     current: Served | None = None
     status: HolderStatus = field(default_factory=HolderStatus)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -91,9 +93,12 @@ class ModelHolder:
 
     def _load(self, version: str, tags: dict[str, str]) -> Served:
         model_dir = fetch_model_dir(self.settings, version)
-        classifier = load_classifier(model_dir, device="cpu", max_length=self.settings.training.max_length)
+        torch_model = load_classifier(model_dir, device="cpu", max_length=self.settings.training.max_length)
+        classifier, runtime = fast_classifier(
+            self.settings, version, model_dir, torch_model, test_version_of(tags)
+        )
         (self.canary or run_canary)(classifier)
-        return Served(version, classifier, tags, _now())
+        return Served(version, classifier, tags, _now(), runtime)
 
     def start(self) -> None:
         """Load the current version now, then follow the alias in a daemon thread."""

@@ -15,6 +15,7 @@ from loopline.inference import load_classifier
 from loopline.serving.app import create_app
 from loopline.serving.holder import ModelHolder, Served
 from loopline.serving.prediction_log import PredictionLog
+from loopline.serving.runtime import RuntimeVerdict
 
 
 def fake_embed(texts: list[str]) -> np.ndarray:
@@ -34,7 +35,8 @@ def service(
 ) -> Iterator[tuple[TestClient, FeedbackStore, PredictionLog, ModelHolder]]:
     store = FeedbackStore(serve_settings.resolved_feedback_db_url)
     holder = ModelHolder(serve_settings)
-    holder.current = Served("1", load_classifier(tiny_classifier_dir, device="cpu", max_length=32), {}, "now")
+    classifier = load_classifier(tiny_classifier_dir, device="cpu", max_length=32)
+    holder.current = Served("1", classifier, {}, "now", RuntimeVerdict("torch", "torch", "in-process test"))
     log = PredictionLog(store, embed=fake_embed, capacity=100, batch_size=10)
     log.start()
     try:
