@@ -1,10 +1,13 @@
 """Serving speed: `loopline serve` against `mlflow models serve` of the same registered version, side by side.
 
 A MiniLM classifier is fine-tuned for one epoch on BANKING77 rows (the speed of serving does not depend
-on how well it learnt) and registered in a temporary home. Both servers then answer, one after the other
-on the same machine: single-text requests one at a time (p50/p95/p99 latency) and requests of 32 texts
-(throughput in texts/s). loopline's service also does its real work meanwhile: every prediction is
-logged, with its sentence embedding, to the feedback store.
+on how well it learnt) and registered in a temporary home. The servers then answer, one after the other
+on the same machine: single-text requests one at a time (p50/p95/p99 latency), requests of 32 texts
+(throughput in texts/s) and single-text requests from 8 clients at once (where micro-batching could
+help). loopline's service runs as configured by its row (torch, ONNX, ONNX with INT8 weights, with or
+without micro-batching) and does its real work meanwhile: every prediction is logged, with its sentence
+embedding, to the feedback store. Accuracy is that of the single-text answers on the BANKING77 test
+texts, so a faster runtime that answers differently shows here.
 
     python benchmarks/bench_serve.py --data ../shared/data/banking77 --rows 1000 --requests 300
     python benchmarks/bench_serve.py --smoke          # tiny model, a few requests; writes nothing
@@ -25,6 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,19 @@ from common import (
 )
 
 BIN = Path(sys.executable).parent
+CLIENTS = 8  # concurrent single-text clients
+
+_TORCH = {"LOOPLINE_SERVE__RUNTIME": "torch"}
+_INT8 = {"LOOPLINE_SERVE__RUNTIME": "onnx-int8"}
+_MICRO = {"LOOPLINE_SERVE__MICRO_BATCH": "true"}
+LOOPLINE_ROWS: list[tuple[str, dict[str, str]]] = [
+    ("loopline serve (torch; logs + embeds)", _TORCH),
+    ("loopline serve (torch + micro-batching)", {**_TORCH, **_MICRO}),
+    ("loopline serve (onnx; logs + embeds)", {"LOOPLINE_SERVE__RUNTIME": "onnx"}),
+    ("loopline serve (onnx-int8; logs + embeds)", _INT8),
+    ("loopline serve (onnx-int8 + micro-batching)", {**_INT8, **_MICRO}),
+    ("loopline serve (onnx-int8; logs, no embedding)", {**_INT8, "LOOPLINE_SERVE__LOG_EMBEDDINGS": "false"}),
+]
 
 
 @dataclass(frozen=True)
@@ -51,14 +69,18 @@ class ServerTiming:
     name: str
     single_ms: list[float]
     batch_texts_per_s: float
+    concurrent_ms: list[float]
+    concurrent_texts_per_s: float
+    accuracy: float
+    runtime: str
 
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.single_ms, q))
+    def percentile(self, q: float, concurrent: bool = False) -> float:
+        return float(np.percentile(self.concurrent_ms if concurrent else self.single_ms, q))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    texts, train = load_texts(args)
+    texts, labels, train = load_texts(args)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as folder:
         home = Path(folder) / "home"
         base = tiny_model(Path(folder) / "tiny") if args.smoke else packaged_model_path()
@@ -67,12 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         serve = [str(BIN / "loopline"), "serve", "--home", str(home)]
         loopline = [
             measure(
-                name, serve, "/ready", lambda t: {"texts": t}, texts, args, {**env, **extra}, Path(folder)
+                name,
+                serve,
+                "/ready",
+                lambda t: {"texts": t},
+                texts,
+                labels,
+                args,
+                {**env, **extra},
+                Path(folder),
             )
-            for name, extra in (
-                ("loopline serve (torch; logs + embeds)", {}),
-                ("loopline serve (torch; logs, no embedding)", {"LOOPLINE_SERVE__LOG_EMBEDDINGS": "false"}),
-            )
+            for name, extra in (LOOPLINE_ROWS[::4] if args.smoke else LOOPLINE_ROWS)  # smoke: two rows
         ]
         anchor = measure(
             "mlflow models serve",
@@ -90,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "/ping",
             lambda t: {"dataframe_split": {"columns": ["text"], "data": [[x] for x in t]}},
             texts,
+            labels,
             args,
             {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"},
             Path(folder),
@@ -114,7 +142,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_texts(args: argparse.Namespace) -> tuple[list[str], pd.DataFrame]:
+def load_texts(args: argparse.Namespace) -> tuple[list[str], list[str], pd.DataFrame]:
+    """Texts to send with their true labels, and the training rows."""
     if args.smoke:
         train = pd.DataFrame(
             {
@@ -122,10 +151,10 @@ def load_texts(args: argparse.Namespace) -> tuple[list[str], pd.DataFrame]:
                 "label": ["a", "b"] * 40,
             }
         )
-        return list(train["text"]), train
+        return list(train["text"]), list(train["label"]), train
     train = load_labelled_csv(args.data / "train.csv").sample(n=args.rows, random_state=13)
-    test = load_labelled_csv(args.data / "test.csv")
-    return [str(t) for t in test["text"]], train
+    test = load_labelled_csv(args.data / "test.csv").sample(frac=1.0, random_state=7)  # all labels early
+    return [str(t) for t in test["text"]], [str(y) for y in test["label"]], train
 
 
 def train_and_register(home: Path, base: str, train: pd.DataFrame, args: argparse.Namespace) -> str:
@@ -175,39 +204,70 @@ def measure(
     name: str,
     command: list[str],
     ready_path: str,
-    body: object,
+    body: Callable[[list[str]], object],
     texts: list[str],
+    labels: list[str],
     args: argparse.Namespace,
     env: dict[str, str],
     folder: Path,
 ) -> ServerTiming:
     port = free_port()
-    log = (folder / f"{name.split()[0]}.log").open("wb")
+    log = (folder / f"{len(list(folder.glob('*.log')))}-{name.split()[0]}.log").open("wb")
     process = subprocess.Popen(
         [*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
+    loopline = "loopline" in name
+    path = "/predict" if loopline else "/invocations"
+
+    def ask(batch: list[str]) -> tuple[float, list[str]]:
+        started = time.perf_counter()
+        answer = post(url + path, body(batch))
+        return (time.perf_counter() - started) * 1000, predicted_labels(answer)
+
     try:
-        wait_ready(url + ready_path, process, timeout=300)
-        path = "/predict" if "loopline" in name else "/invocations"
+        wait_ready(url + ready_path, process, timeout=600)
+        runtime = get(url + "/model")["runtime"]["used"] if loopline else "torch (pyfunc)"
         for text in texts[:5]:  # warm-up
-            post(url + path, body([text]))  # type: ignore[operator]
-        single = []
+            ask([text])
+        single, answers = [], []
         for text in texts[: args.requests]:
-            started = time.perf_counter()
-            post(url + path, body([text]))  # type: ignore[operator]
-            single.append((time.perf_counter() - started) * 1000)
+            elapsed, predicted = ask([text])
+            single.append(elapsed)
+            answers += predicted
+        correct = sum(p == y for p, y in zip(answers, labels, strict=False))
         batches = [texts[i * 32 : (i + 1) * 32] for i in range(args.batches)]
         started = time.perf_counter()
         for batch in batches:
-            post(url + path, body(batch))  # type: ignore[operator]
+            ask(batch)
         throughput = sum(len(b) for b in batches) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            concurrent = [ms for ms, _ in pool.map(lambda t: ask([t]), texts[: args.requests])]
+        concurrent_throughput = len(concurrent) / (time.perf_counter() - started)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         log.close()
-    return ServerTiming(name, single, throughput)
+    return ServerTiming(
+        name, single, throughput, concurrent, concurrent_throughput, correct / len(answers), runtime
+    )
+
+
+def predicted_labels(answer: dict) -> list[str]:
+    """The labels of a /predict answer (loopline) or an /invocations answer (MLflow pyfunc)."""
+    if "predictions" in answer and answer["predictions"] and isinstance(answer["predictions"][0], dict):
+        first = answer["predictions"][0]
+        if "best_guess" in first:
+            return [p["best_guess"] for p in answer["predictions"]]
+        return [p["label"] for p in answer["predictions"]]
+    return [str(p) for p in answer.get("predictions", [])]
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def post(url: str, payload: object) -> dict:
@@ -237,15 +297,17 @@ def free_port() -> int:
 
 
 def report(loopline: list[ServerTiming], anchor: ServerTiming, args: argparse.Namespace) -> list[str]:
-    rows = []
-    for timing in (*loopline, anchor):
-        rows.append(
-            f"| {timing.name} | {timing.percentile(50):.1f} | {timing.percentile(95):.1f} | "
-            f"{timing.percentile(99):.1f} | {timing.batch_texts_per_s:.0f} |"
-        )
+    rows = [
+        f"| {t.name} | {t.runtime} | {t.percentile(50):.1f} | {t.percentile(95):.1f} | "
+        f"{t.percentile(99):.1f} | {t.batch_texts_per_s:.0f} | {t.percentile(50, True):.1f} | "
+        f"{t.percentile(95, True):.1f} | {t.concurrent_texts_per_s:.0f} | {100 * t.accuracy:.1f} |"
+        for t in (*loopline, anchor)
+    ]
     ratios = [
-        f"{t.name}: p95 {t.percentile(95) / anchor.percentile(95):.2f}× the anchor's, "
-        f"throughput {t.batch_texts_per_s / anchor.batch_texts_per_s:.2f}×"
+        f"| {t.name} | {t.percentile(95) / anchor.percentile(95):.2f}× | "
+        f"{t.batch_texts_per_s / anchor.batch_texts_per_s:.2f}× | "
+        f"{t.concurrent_texts_per_s / anchor.concurrent_texts_per_s:.2f}× | "
+        f"{100 * (t.accuracy - anchor.accuracy):+.1f} |"
         for t in loopline
     ]
     return [
@@ -254,13 +316,22 @@ def report(loopline: list[ServerTiming], anchor: ServerTiming, args: argparse.Na
         f"{utc_now()} · commit {git_commit()} · {machine_line()} · load {load_average()}",
         command_line("bench_serve.py"),
         "",
-        f"{args.requests} single-text requests one at a time, then {args.batches} requests of 32 texts each.",
+        f"{args.requests} single-text requests one at a time, then {args.batches} requests of 32 texts each, "
+        f"then {args.requests} single-text requests from {CLIENTS} clients at once. Accuracy: of the "
+        "one-at-a-time answers against the true labels.",
         "",
-        "| server | p50 ms | p95 ms | p99 ms | texts/s (batches of 32) |",
-        "|---|---|---|---|---|",
+        "| server | answered by | p50 ms | p95 ms | p99 ms | texts/s (batches of 32) | "
+        f"p50 ms ({CLIENTS} clients) | p95 ms ({CLIENTS} clients) | texts/s ({CLIENTS} clients) | "
+        "accuracy % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "Against the anchor (mlflow models serve): " + "; ".join(ratios) + ".",
+        "Against the anchor (mlflow models serve of the same version):",
+        "",
+        f"| server | p95 (one at a time) | throughput (batches of 32) | throughput ({CLIENTS} clients) | "
+        "accuracy Δ points |",
+        "|---|---|---|---|---|",
+        *ratios,
     ]
 
 

@@ -463,6 +463,21 @@ def print_rounds(rounds: list[dict[str, Any]]) -> None:
     console.print(table)
     for item in rounds:
         console.print(f"[bold]Round {escape(item['round'])}[/] — {escape(item['monitor']['reason'])}")
+        if "served" in item:
+            say(_served_line(item["served"]))
+
+
+def _served_line(served: dict[str, Any]) -> str:
+    answered = ", ".join(f"v{v}: {n}" for v, n in sorted(served["answered_by"].items()))
+    line = (
+        f"  Served by v{served['served_first']} ({served['runtime']}): {served['predictions']} predictions "
+        f"({answered}), {served['labelled']} labels sent back, {served['flagged']} flagged for labelling, "
+        f"accuracy {_fmt(served['accuracy'])}."
+    )
+    if served["promoted"]:
+        follow = "followed it by itself" if served["service_followed"] else "did NOT follow it"
+        line += f" v{served['promoted']} was promoted; the service {follow} (now v{served['served_now']})."
+    return line
 
 
 def _worst_recall_change(gate: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The whole loop on the packaged MiniLM and the demo stream: bootstrap, then three feedback rounds."""
+"""The whole loop on the packaged MiniLM and the demo stream: bootstrap, three feedback rounds, then a
+served round (real HTTP service: traffic, labels back, drift on the served window, retrain, swap)."""
 
 from __future__ import annotations
 
@@ -82,12 +83,28 @@ def test_round_three_corrupted_batch_is_quarantined_and_ignored(demo_run: dict[s
     assert third["monitor"]["retrain"] is False
 
 
-def test_registry_keeps_v1_and_serves_v2_in_a_fresh_process(demo_run: dict[str, Any]) -> None:
+def test_round_four_served_traffic_drifts_retrains_and_the_service_follows(demo_run: dict[str, Any]) -> None:
+    fourth = demo_run["result"]["rounds"][3]
+    served, monitor = fourth["served"], fourth["monitor"]
+    assert served["answered_by"] == {"2": 300} and served["runtime"] == "onnx"
+    assert 200 <= served["labelled"] <= 280  # about 80% of the answers got their label back
+    assert fourth["intake"]["batch_status"].endswith("accepted")  # the API labels passed the contract
+    assert monitor["window_source"] == "served" and monitor["window_size"] == 300
+    assert monitor["drift"]["drift_detected"] is True
+    retrain = monitor["retrain_result"]
+    assert retrain["status"] == "promoted" and retrain["version"] == "3" and retrain["gate"]["passed"]
+    assert served["promoted"] == "3" and served["service_followed"] and served["served_now"] == "3"
+
+
+def test_registry_keeps_every_version_and_serves_the_last_in_a_fresh_process(
+    demo_run: dict[str, Any],
+) -> None:
     client = MlflowClient()
     versions = {str(v.version): v for v in client.search_model_versions(f"name='{MODEL}'")}
-    assert set(versions) == {"1", "2"}
-    assert str(client.get_model_version_by_alias(MODEL, "production").version) == "2"
+    assert set(versions) == {"1", "2", "3"}
+    assert str(client.get_model_version_by_alias(MODEL, "production").version) == "3"
     assert versions["2"].tags["loopline.parent_version"] == "1"
+    assert versions["3"].tags["loopline.parent_version"] == "2"
     code = (
         "import mlflow, pandas as pd, sys; mlflow.set_tracking_uri(sys.argv[1]);"
         f"m = mlflow.pyfunc.load_model('models:/{MODEL}@production');"
@@ -113,4 +130,4 @@ def test_rerunning_a_round_neither_duplicates_feedback_nor_retrains(
     assert intake["already_imported"] and intake["rows_added"] == 0
     again = monitor_flow(trigger="subflow", overrides=demo_run["overrides"])
     assert again["retrain"] is False
-    assert len(MlflowClient().search_model_versions(f"name='{MODEL}'")) == 2
+    assert len(MlflowClient().search_model_versions(f"name='{MODEL}'")) == 3

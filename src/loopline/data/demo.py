@@ -17,7 +17,7 @@ from typing import Literal
 
 import pandas as pd
 
-FeedbackKind = Literal["in_distribution", "drifted", "corrupted"]
+FeedbackKind = Literal["in_distribution", "drifted", "corrupted", "served"]
 
 NEW_INTENT = "crypto_transfer"
 UNKNOWN_LABEL = "loyalty_points"  # used once in the corrupted batch; in no other data
@@ -310,6 +310,56 @@ MINIMUM_FUNCTIONALITY: dict[str, tuple[str, str]] = {
 }
 
 
+#: The served round's traffic: the old intents asked by travellers, a wording no earlier data holds.
+TRAVEL_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "card_arrival": (
+        "I fly out {date}, will my new card reach the hotel before I leave",
+        "can my replacement card be sent to my hotel abroad",
+        "my travel card still hasn't arrived and my flight is {date}",
+    ),
+    "lost_or_stolen_card": (
+        "my wallet was stolen at the airport, block my card now",
+        "I left my card in a taxi abroad",
+        "card lost on holiday, someone may be using it at the beach bars",
+    ),
+    "refund_request": (
+        "the hotel charged me for a room I cancelled, I want a refund",
+        "refund my cancelled flight booking at {merchant}",
+        "the airline never refunded my {cur}{amount} ticket",
+    ),
+    "transfer_failed": (
+        "sending {cur}{amount} home from abroad failed",
+        "my transfer to the hotel abroad bounced",
+        "paying the tour guide {person} by transfer did not work",
+    ),
+    "change_pin": (
+        "the ATM at the airport rejected my PIN, how do I change it",
+        "set a new PIN before my trip",
+    ),
+    "exchange_rate": (
+        "what rate do I get paying in {code} at the duty free",
+        "is it cheaper to withdraw {code} at the airport or pay by card",
+        "how many {code} do I get for my holiday money",
+    ),
+    "cancel_subscription": (
+        "cancel the travel insurance add-on I pay every month",
+        "stop my airport lounge membership",
+    ),
+    "account_locked": (
+        "my account was blocked when I paid abroad",
+        "locked out after logging in from the hotel wifi abroad",
+    ),
+    "delivery_status": (
+        "the {product} I ordered before my trip never reached the hotel",
+        "where is the parcel I sent to my holiday address",
+    ),
+    "update_address": (
+        "I'm moving abroad, update my home address",
+        "use my address abroad for the next few months",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class _Noise:
     """How much surface noise to add; typos hit only a fraction of rows."""
@@ -331,7 +381,8 @@ def generate_feedback_batch(kind: FeedbackKind, n_rows: int, seed: int) -> pd.Da
     ``in_distribution``: like the base data (another random stream). ``drifted``: about 30% rows of
     ``NEW_INTENT`` and about 40% old intents in new vocabulary (``DRIFT_VOCABULARY``). ``corrupted``:
     empty/null texts, ``HUGE_TEXT_CHARS``-long texts, a label flood by ``FLOOD_USER``, conflicting
-    duplicate labels and one row of ``UNKNOWN_LABEL``.
+    duplicate labels and one row of ``UNKNOWN_LABEL``. ``served``: the old intents in a travel wording
+    (``TRAVEL_TEMPLATES``), the demo's served round.
     """
     rng = random.Random(f"loopline-demo-feedback-{kind}-{seed}")
     if kind == "in_distribution":
@@ -340,8 +391,11 @@ def generate_feedback_batch(kind: FeedbackKind, n_rows: int, seed: int) -> pd.Da
         frame = _drifted(n_rows, rng)
     elif kind == "corrupted":
         frame = _corrupted(n_rows, rng)
+    elif kind == "served":
+        labels = _balanced_labels(DEMO_INTENTS, n_rows, rng)
+        frame = _with_people(_unique_texts(labels, TRAVEL_TEMPLATES, rng), labels, rng)
     else:
-        raise ValueError(f"Unknown feedback kind {kind!r}; use in_distribution, drifted or corrupted")
+        raise ValueError(f"Unknown feedback kind {kind!r}; use in_distribution, drifted, corrupted or served")
     return frame.reset_index(drop=True)
 
 
@@ -361,6 +415,7 @@ def write_demo_files(out_dir: Path, seed: int = 0) -> dict[str, Path]:
         "feedback_round1": generate_feedback_batch("in_distribution", 300, seed),
         "feedback_round2": generate_feedback_batch("drifted", 400, seed),
         "feedback_round3": generate_feedback_batch("corrupted", 200, seed),
+        "served_traffic": generate_feedback_batch("served", 300, seed),
     }
     paths: dict[str, Path] = {}
     for name, frame in frames.items():
@@ -509,6 +564,8 @@ def _readme(seed: int, frames: dict[str, pd.DataFrame]) -> str:
         f"feedback_round2.csv  drifted feedback: new vocabulary and a new intent '{NEW_INTENT}'",
         "feedback_round3.csv  corrupted feedback: empty/null and huge texts, a label flood,",
         "                     conflicting duplicate labels, an unknown label with one row",
+        "served_traffic.csv   the served round: old intents in a travel wording, sent through the",
+        "                     serving API with most labels sent back",
         "",
     ]
     lines += [f"{name}.csv: {len(frame)} rows" for name, frame in frames.items()]

@@ -40,6 +40,7 @@ class MonitorOutcome:
     reason: str
     decision_id: int
     report_paths: list[Path]  # Evidently HTML: texts and embeddings; the champion's scores
+    window_source: str = "feedback"  # "served": the service's logged predictions (with labels sent back)
 
 
 def monitor_window(
@@ -87,6 +88,7 @@ def monitor_window(
         decision.reason,
         decision_id,
         reports,
+        _source(window),
     )
 
 

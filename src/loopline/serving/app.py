@@ -31,7 +31,7 @@ from loopline.data.text import visible_text
 from loopline.feedback.store import FeedbackStore, FeedbackStoreError, PredictionRecord
 from loopline.serving.batcher import MicroBatcher
 from loopline.serving.holder import ModelHolder, Served
-from loopline.serving.prediction_log import PredictionLog
+from loopline.serving.prediction_log import Embed, PredictionLog
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class _StateCollector:
         version.add_metric([served.version if served else "none"], float(served.version) if served else 0.0)
         yield version
         yield GaugeMetricFamily("loopline_model_swaps", "Versions swapped in", value=self.holder.status.swaps)
-        runtime = GaugeMetricFamily("loopline_runtime", "What answers: torch, onnx or onnx-int8", labels=["runtime"])
+        runtime = GaugeMetricFamily("loopline_runtime", "What answers requests", labels=["runtime"])
         runtime.add_metric([served.runtime.used if served else "none"], 1.0)
         yield runtime
         if self.log is not None:
@@ -364,14 +364,17 @@ def _row_problem(body: FeedbackRequest, labels: list[str], max_chars: int) -> st
 def build_app(settings: Settings) -> FastAPI:
     """The service as ``loopline serve`` runs it: the connected stores, the alias follower, the log."""
     from loopline.monitoring.embeddings import embed_texts
+    from loopline.serving.runtime import TORCH, onnx_embedder
 
     store = FeedbackStore(settings.resolved_feedback_db_url)
     base, max_length = settings.resolved_base_model, settings.training.max_length
+    embed: Embed | None = None
+    if settings.serve.log_embeddings:
+        embed = onnx_embedder(settings) if settings.serve.runtime != TORCH else None
+        embed = embed or (lambda texts: embed_texts(base, texts, max_length=max_length))
     log = PredictionLog(
         store,
-        embed=(lambda texts: embed_texts(base, texts, max_length=max_length))
-        if settings.serve.log_embeddings
-        else None,
+        embed=embed,
         capacity=settings.serve.log_queue_size,
         batch_size=settings.serve.log_batch_size,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +23,7 @@ from loopline.feedback.store import FeedbackStore, PredictionRecord
 logger = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+LINGER_SECONDS = 0.25
 
 
 @dataclass
@@ -94,13 +96,16 @@ class PredictionLog:
                 self._write(batch)
 
     def _take(self) -> list[PredictionRecord]:
+        """The next batch: once a record is in, what arrives within ``LINGER_SECONDS`` joins it (one
+        embedding pass and one transaction for many requests, instead of one per request)."""
         try:
             batch = [self._queue.get(timeout=0.2)]
         except queue.Empty:
             return []
+        deadline = time.monotonic() + (0 if self._stop.is_set() else LINGER_SECONDS)
         while len(batch) < self.batch_size:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get(timeout=max(deadline - time.monotonic(), 1e-3)))
             except queue.Empty:
                 break
         return batch

@@ -28,6 +28,8 @@ from loopline.config import Settings
 from loopline.errors import LooplineError
 from loopline.evaluation.metrics import compute_metrics
 from loopline.inference import Classifier, ProbabilityClassifier, check_texts
+from loopline.pipeline.canary import CANARY_TEXTS
+from loopline.serving.prediction_log import Embed
 from loopline.training.batching import encode_texts, length_sorted_batches, pad_batch
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def fast_classifier(
             verdict = _export_and_judge(settings, model_dir, torch_model, test_version, folder, requested)
         except (LooplineError, OSError, RuntimeError, ValueError) as err:  # export or data trouble
             logger.warning("v%s: no %s copy (%s); torch answers", version, requested, err)
-            return torch_model, RuntimeVerdict(requested, TORCH, f"{requested} export failed: {err}")
+            return torch_model, RuntimeVerdict(requested, TORCH, f"{requested} not used: {err}")
     if verdict.used == TORCH:
         logger.warning("v%s: torch answers: %s", version, verdict.reason)
         return torch_model, verdict
@@ -145,14 +147,17 @@ def export_onnx(model_dir: Path, target: Path, quantize: bool) -> Path:
 
 
 def load_onnx(path: Path, like: Classifier) -> OnnxClassifier:
+    return OnnxClassifier(load_onnx_session(path), like.tokenizer, list(like.labels), like.max_length)
+
+
+def load_onnx_session(path: Path) -> Any:
     import onnxruntime as ort
     import torch
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # the same cores torch would use
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return OnnxClassifier(session, like.tokenizer, list(like.labels), like.max_length)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _export_and_judge(
@@ -167,7 +172,7 @@ def _export_and_judge(
 
     test = load_splits(settings, test_version).test if test_version else None
     if test is None or test.empty:
-        raise LooplineError(f"no frozen test set to judge the {requested} copy by (snapshot {test_version!r})")
+        raise LooplineError(f"no frozen test set to judge the {requested} copy (snapshot {test_version!r})")
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -262,3 +267,87 @@ def _sha256(path: Path) -> str:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+# ---- the prediction log's embedder -------------------------------------------------------------------
+
+
+def onnx_embedder(settings: Settings) -> Embed | None:
+    """The drift check's sentence embedder (mean-pooled, normalised) on ONNX Runtime, for the prediction
+    log; None (the log keeps torch) when the export fails or its vectors differ from torch's: served and
+    reference embeddings must be the same function, so only fp32 is used here, never INT8."""
+    from loopline.monitoring.embeddings import embed_texts
+
+    base, max_length = settings.resolved_base_model, settings.training.max_length
+    key = hashlib.sha256(f"{Path(base).resolve()}\0{EXPORT_FORMAT}".encode()).hexdigest()[:16]
+    path = settings.home / "models" / f"embedder-{key}-onnx" / ONNX_FILE
+    try:
+        if not path.is_file():
+            _export_encoder(Path(base), path)
+        embedder = OnnxEmbedder(load_onnx_session(path), _tokenizer(base), max_length)
+        probe = list(CANARY_TEXTS)
+        difference = float(np.abs(embedder(probe) - embed_texts(base, probe, max_length=max_length)).max())
+    except (OSError, RuntimeError, ValueError) as err:
+        logger.warning("Prediction log embeds with torch: no ONNX embedder (%s)", err)
+        return None
+    if difference > 1e-4:
+        logger.warning("Prediction log embeds with torch: the ONNX embedder differs by %.2g", difference)
+        return None
+    return embedder
+
+
+@dataclass
+class OnnxEmbedder:
+    session: Any
+    tokenizer: Any
+    max_length: int
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Like ``monitoring.embeddings.embed_texts``: masked mean of the last layer, unit length."""
+        cleaned = [text if isinstance(text, str) else "" for text in texts]
+        input_ids = encode_texts(self.tokenizer, cleaned, self.max_length)
+        rows: dict[int, np.ndarray] = {}
+        for indices in length_sorted_batches([len(ids) for ids in input_ids], 128):
+            batch = pad_batch([input_ids[i] for i in indices], self.tokenizer.pad_token_id or 0)
+            feed = {name: tensor.numpy() for name, tensor in batch.items()}
+            (hidden,) = self.session.run(["last_hidden_state"], feed)
+            mask = feed["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            rows.update(zip(indices, pooled, strict=True))
+        return np.stack([rows[i] for i in range(len(cleaned))]).astype(np.float32)
+
+
+def _export_encoder(base: Path, target: Path) -> None:
+    """The transformer body of ``base`` to ONNX (output: last_hidden_state), written atomically."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(base).eval()
+    sample = _tokenizer(str(base))(["a first example text", "a second, longer text to pad"], padding=True)
+    inputs = (torch.tensor(sample["input_ids"]), torch.tensor(sample["attention_mask"]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                inputs,
+                str(partial),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")}
+                | {"last_hidden_state": {0: "batch", 1: "sequence"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

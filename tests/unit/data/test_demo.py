@@ -92,6 +92,15 @@ def test_drifted_batch_has_new_intent_and_new_vocabulary(base: pd.DataFrame) -> 
     assert len(present) >= 6, present
 
 
+def test_served_traffic_holds_old_intents_in_a_wording_no_earlier_data_holds(base: pd.DataFrame) -> None:
+    traffic = generate_feedback_batch("served", 300, seed=0)
+    assert set(traffic["label"]) == set(DEMO_INTENTS) and traffic["text"].is_unique
+    drifted = generate_feedback_batch("drifted", 400, seed=0)
+    for term in ("airport", "hotel", "holiday", "trip"):
+        assert _mentions(traffic["text"], term), term
+        assert not _mentions(base["text"], term) and not _mentions(drifted["text"], term), term
+
+
 def test_corrupted_batch_holds_each_defect() -> None:
     batch = generate_feedback_batch("corrupted", 200, seed=0)
     assert len(batch) == 200
@@ -121,7 +130,14 @@ def test_minimum_functionality_examples_cover_every_intent_twice() -> None:
 
 def test_write_demo_files_says_synthetic_and_loads_back(tmp_path: Path) -> None:
     paths = write_demo_files(tmp_path, seed=0)
-    assert set(paths) == {"train", "feedback_round1", "feedback_round2", "feedback_round3", "readme"}
+    assert set(paths) == {
+        "train",
+        "feedback_round1",
+        "feedback_round2",
+        "feedback_round3",
+        "served_traffic",
+        "readme",
+    }
     assert "synthetic=True" in paths["readme"].read_text()
     train = load_labelled_text(paths["train"])
     assert len(train) >= 2400 and train["text"].notna().all()
