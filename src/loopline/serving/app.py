@@ -284,6 +284,8 @@ def create_app(
         problem = _row_problem(body, served.classifier.labels, cfg.max_text_chars)
         if problem:
             raise HTTPException(422, problem)
+        if body.prediction_id is not None and log is not None:
+            log.wait_written(body.prediction_id)  # a label may arrive before the writer stored its prediction
         try:
             stored = store.add_api_label(
                 body.label,

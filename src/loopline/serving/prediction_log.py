@@ -44,6 +44,8 @@ class PredictionLog:
     _queue: queue.Queue[PredictionRecord] = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _pending: set[str] = field(default_factory=set)  # ids queued, not yet written (a label may race them)
+    _pending_lock: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         self._queue = queue.Queue(maxsize=self.capacity)
@@ -53,7 +55,9 @@ class PredictionLog:
         dropped = 0
         for record in records:
             try:
-                self._queue.put_nowait(record)
+                with self._pending_lock:
+                    self._queue.put_nowait(record)
+                    self._pending.add(record.id)
                 self.counters.queued += 1
             except queue.Full:
                 dropped += 1
@@ -67,6 +71,12 @@ class PredictionLog:
     @property
     def waiting(self) -> int:
         return self._queue.qsize()
+
+    def wait_written(self, prediction_id: str, timeout: float = 30.0) -> bool:
+        """Until a queued prediction is written (or dropped): a label sent right after its prediction
+        must find it in the store. True at once for an id that is not waiting."""
+        with self._pending_lock:
+            return self._pending_lock.wait_for(lambda: prediction_id not in self._pending, timeout)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="loopline-prediction-log", daemon=True)
@@ -122,5 +132,8 @@ class PredictionLog:
             self.counters.dropped_failed += len(batch)
             logger.error("Could not log %d prediction(s): %s", len(batch), err)
         finally:
+            with self._pending_lock:
+                self._pending.difference_update(record.id for record in batch)
+                self._pending_lock.notify_all()
             for _ in batch:
                 self._queue.task_done()

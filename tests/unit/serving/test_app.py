@@ -64,6 +64,16 @@ def test_feedback_joins_the_prediction_once_per_idempotency_key(service: Service
     assert store.flagged_unlabelled().empty  # labelled now
 
 
+def test_a_label_sent_before_its_prediction_is_written_waits_for_the_writer(service: Service) -> None:
+    client, store, _, _ = service
+    (prediction,) = predict(client, "refund the hotel room")["predictions"]
+    assert store.served_window(None).empty  # not written yet: the writer lingers to gather a batch
+    body = {"prediction_id": prediction["prediction_id"], "label": "refund"}
+    response = client.post("/feedback", json=body, headers=KEY)  # no flush first: a client's real timing
+    assert response.status_code == 201, response.text
+    assert store.pending_feedback()["prediction_id"].tolist() == [prediction["prediction_id"]]
+
+
 def test_bad_feedback_gets_a_4xx_with_a_message_and_writes_nothing(service: Service) -> None:
     client, store, _, _ = service
     cases = [
