@@ -140,6 +140,7 @@ def test_a_promotion_and_a_rollback_swap_in_under_load_without_a_failed_request(
     )
     status, model = service.call("GET", "/model")
     assert status == 200 and model["version"] == "1" and model["swaps"] >= 3
+    assert model["runtime"]["used"] == "onnx", model["runtime"]  # the fast path, judged on the test set
 
 
 def test_the_monitor_judges_the_served_window_and_reviews_the_api_labels(service: Service) -> None:
