@@ -71,13 +71,14 @@ def served_round(path: str, overrides: dict[str, Any]) -> dict[str, Any]:
         client.close()
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         batches = [store.get_batch(batch_id) for batch_id in sorted(traffic.batch_ids)]
+        quarantined = sum(len(store.quarantined_feedback(batch_id)) for batch_id in traffic.batch_ids)
     return {
         "round": SERVED_ROUND,
         "file": str(Path(path)),
         "intake": {
             "batch_status": ", ".join(f"{b.id} {b.status}" for b in batches if b) or "-",
-            "accepted": traffic.labelled,
-            "quarantined": 0,
+            "accepted": traffic.labelled - quarantined,
+            "quarantined": quarantined,
         },
         "monitor": monitor,
         "served": {
