@@ -192,8 +192,14 @@ def _export_and_judge(
             **{**verdict.to_dict(), "export_seconds": export_seconds, "onnx_sha256": _sha256(onnx_path)}
         )
         (partial / VERDICT_FILE).write_text(json.dumps(verdict.to_dict(), indent=2), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged earlier export
+        try:
+            partial.rename(folder)
+        except OSError:  # another replica sharing this home renamed its export first: use that one
+            cached = _cached_verdict(folder)
+            if cached is None:
+                raise
+            return cached
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return verdict
