@@ -150,12 +150,13 @@ def load_onnx(path: Path, like: Classifier) -> OnnxClassifier:
     return OnnxClassifier(load_onnx_session(path), like.tokenizer, list(like.labels), like.max_length)
 
 
-def load_onnx_session(path: Path) -> Any:
+def load_onnx_session(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session; ``threads`` defaults to the cores torch would use."""
     import onnxruntime as ort
     import torch
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # the same cores torch would use
+    options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -290,7 +291,8 @@ def onnx_embedder(settings: Settings) -> Embed | None:
     try:
         if not path.is_file():
             _export_encoder(Path(base), path)
-        embedder = OnnxEmbedder(load_onnx_session(path), _tokenizer(base), max_length)
+        # One thread: the log is background work and must leave the other cores to requests.
+        embedder = OnnxEmbedder(load_onnx_session(path, threads=1), _tokenizer(base), max_length)
         probe = list(CANARY_TEXTS)
         difference = float(np.abs(embedder(probe) - embed_texts(base, probe, max_length=max_length)).max())
     except (OSError, RuntimeError, ValueError) as err:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import LABELS
 
+from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
+from loopline.inference import load_classifier
 from loopline.serving.app import create_app
-from loopline.serving.holder import ModelHolder
+from loopline.serving.holder import ModelHolder, Served
 from loopline.serving.prediction_log import PredictionLog
+from loopline.serving.runtime import RuntimeVerdict
 
 Service = tuple[TestClient, FeedbackStore, PredictionLog, ModelHolder]
 KEY = {"X-API-Key": "s3cret"}
@@ -151,3 +158,26 @@ def test_a_failing_store_is_counted_not_raised(service: Service) -> None:
     assert failing.flush(30)
     failing.stop()
     assert (failing.counters.dropped_failed, failing.counters.written) == (2, 0)
+
+
+def test_micro_batching_answers_each_request_with_its_own_rows(
+    serve_settings: Settings, tiny_classifier_dir: Path
+) -> None:
+    settings = serve_settings.model_copy(
+        update={"serve": serve_settings.serve.model_copy(update={"micro_batch": True})}
+    )
+    classifier = load_classifier(tiny_classifier_dir, device="cpu", max_length=32)
+    holder = ModelHolder(settings)
+    holder.current = Served("1", classifier, {}, "now", RuntimeVerdict("torch", "torch", "test"))
+    holder.start = lambda: None  # type: ignore[method-assign]  # no registry to follow here
+    texts = [f"message number {i} about " + "refunds " * (i % 7) for i in range(24)]
+    store = FeedbackStore(settings.resolved_feedback_db_url)
+    try:
+        # ``with`` runs the lifespan: the batcher's worker starts
+        with TestClient(create_app(settings, holder, store, None)) as client, ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda text: predict(client, text)["predictions"][0], texts))
+    finally:
+        store.close()
+    expected_labels, expected_confidences = classifier.predict(texts)
+    assert [a["best_guess"] for a in answers] == expected_labels
+    assert [a["confidence"] for a in answers] == pytest.approx(expected_confidences.tolist(), abs=1e-5)
