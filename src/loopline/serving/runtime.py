@@ -108,30 +108,11 @@ def fast_classifier(
 
 def export_onnx(model_dir: Path, target: Path, quantize: bool) -> Path:
     """Export a transformers sequence classifier to ``target`` (ONNX, dynamic batch and length axes)."""
-    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    sample = tokenizer(["a first example text", "a second, longer example text to pad"], padding=True)
-    inputs = (torch.tensor(sample["input_ids"]), torch.tensor(sample["attention_mask"]))
     plain = target.with_name("plain.onnx") if quantize else target
-    with warnings.catch_warnings():  # the TorchScript exporter warns about tracing; the check below judges
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            inputs,
-            str(plain),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["logits"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "logits": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    _trace_to_onnx(model, AutoTokenizer.from_pretrained(model_dir), plain, "logits", {0: "batch"})
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -328,31 +309,41 @@ class OnnxEmbedder:
 
 def _export_encoder(base: Path, target: Path) -> None:
     """The transformer body of ``base`` to ONNX (output: last_hidden_state), written atomically."""
-    import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(base).eval()
-    sample = _tokenizer(str(base))(["a first example text", "a second, longer text to pad"], padding=True)
-    inputs = (torch.tensor(sample["input_ids"]), torch.tensor(sample["attention_mask"]))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                inputs,
-                str(partial),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")}
-                | {"last_hidden_state": {0: "batch", 1: "sequence"}},
-                opset_version=17,
-                dynamo=False,
-            )
+        model = AutoModel.from_pretrained(base).eval()
+        axes = {0: "batch", 1: "sequence"}
+        _trace_to_onnx(model, _tokenizer(str(base)), partial, "last_hidden_state", axes)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _trace_to_onnx(model: Any, tokenizer: Any, path: Path, output: str, output_axes: dict[int, str]) -> None:
+    """Trace ``model(input_ids, attention_mask)`` to ONNX with dynamic batch and sequence axes."""
+    import torch
+
+    sample = tokenizer(["a first example text", "a second, longer example text to pad"], padding=True)
+    inputs = (torch.tensor(sample["input_ids"]), torch.tensor(sample["attention_mask"]))
+    with warnings.catch_warnings():  # the TorchScript exporter warns about tracing; callers judge the result
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            inputs,
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=[output],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                output: output_axes,
+            },
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _tokenizer(path: str) -> Any:

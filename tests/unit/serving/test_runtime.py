@@ -87,3 +87,17 @@ def test_without_a_frozen_test_set_torch_answers_and_says_why(
     chosen, verdict = fast_classifier(settings, "3", tiny_classifier_dir, torch_model, "ds-missing")
     assert chosen is torch_model and verdict.used == TORCH
     assert "onnx-int8 not used" in verdict.reason and "ds-missing" in verdict.reason
+
+
+def test_the_log_embedder_on_onnx_gives_the_drift_checks_vectors(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from loopline.monitoring.embeddings import embed_texts
+
+    settings = load_settings(home=tmp_path / "home", base_model=str(tiny_model_dir))
+    embedder = runtime.onnx_embedder(settings)
+    assert embedder is not None
+    texts = [*TEXTS, "", "another one"]
+    expected = embed_texts(str(tiny_model_dir), texts, max_length=settings.training.max_length)
+    got = embedder(texts)
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert list((settings.home / "models").glob("embedder-*-onnx/model.onnx"))  # cached for the next start
