@@ -89,7 +89,9 @@ def test_without_a_frozen_test_set_torch_answers_and_says_why(
     assert "onnx-int8 not used" in verdict.reason and "ds-missing" in verdict.reason
 
 
-def test_the_log_embedder_on_onnx_gives_the_drift_checks_vectors(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_the_log_embedder_on_onnx_gives_the_drift_checks_vectors(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     from loopline.monitoring.embeddings import embed_texts
 
     settings = load_settings(home=tmp_path / "home", base_model=str(tiny_model_dir))
