@@ -1,0 +1,179 @@
+"""Token-tagged sentences (named-entity recognition data): CoNLL files, token JSONL and span JSONL.
+
+Every reader returns ``TaggedSentence`` values with tags in **BIO** (IOB2): ``B-X`` opens an entity,
+``I-X`` continues it, ``O`` is outside. CoNLL-2003's original files use **IOB1**, where ``I-X`` is the
+default and ``B-X`` appears only where an entity follows straight on from another of the same type;
+converting by swapping the first ``I-`` of each run would merge such neighbours, so ``iob1_to_bio``
+opens a new entity exactly where IOB1 says one starts (after ``O``, after another type, or at ``B-``).
+
+The first piece of the token-classification task (issue 10); the task interface builds on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from loopline.errors import DataError
+
+Scheme = Literal["auto", "iob1", "bio"]
+DOCSTART = "-DOCSTART-"
+#: Words and single punctuation marks, with their character offsets (span JSONL has raw text).
+_TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]  # BIO, one per token
+
+    def entities(self) -> list[tuple[int, int, str]]:
+        """(first token, end token exclusive, type) of each entity."""
+        found: list[tuple[int, int, str]] = []
+        for index, tag in enumerate(self.tags):
+            if tag.startswith("B-"):
+                found.append((index, index + 1, tag[2:]))
+            elif tag.startswith("I-") and found and found[-1][1] == index and found[-1][2] == tag[2:]:
+                found[-1] = (found[-1][0], index + 1, tag[2:])
+        return found
+
+
+def iob1_to_bio(tags: Sequence[str]) -> list[str]:
+    """IOB1 tags as BIO: an ``I-X`` that does not continue an ``X`` entity opens one."""
+    converted: list[str] = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
+            converted.append("B-" + tag[2:])
+        else:
+            converted.append(tag)
+        previous = tag
+    return converted
+
+
+def bio_problems(tags: Sequence[str], known: Iterable[str] | None = None) -> list[str]:
+    """What is wrong with a BIO tag sequence: malformed tags, ``I-X`` without an ``X`` before it,
+    types outside ``known`` (entity types such as ``PER``; None accepts any)."""
+    allowed = None if known is None else set(known)
+    problems = []
+    previous = "O"
+    for index, tag in enumerate(tags):
+        if tag != "O" and not re.fullmatch(r"[BI]-\S+", tag):
+            problems.append(f"token {index}: tag {tag!r} is not O, B-TYPE or I-TYPE")
+        elif tag != "O" and allowed is not None and tag[2:] not in allowed:
+            problems.append(f"token {index}: unknown entity type {tag[2:]!r}")
+        elif tag.startswith("I-") and previous[2:] != tag[2:]:
+            problems.append(f"token {index}: {tag} does not continue a {tag[2:]} entity (after {previous})")
+        previous = tag
+    return problems
+
+
+def read_conll(path: Path | str, scheme: Scheme = "auto", encoding: str = "utf-8") -> list[TaggedSentence]:
+    """A CoNLL file: one ``token ... tag`` line per token (the tag is the last column), a blank line
+    between sentences, ``-DOCSTART-`` lines skipped. ``auto`` reads IOB1 when some entity starts with
+    ``I-`` (no valid BIO file does), else BIO."""
+    path = Path(path)
+    sentences: list[tuple[list[str], list[str]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    with path.open(encoding=encoding) as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields or fields[0] == DOCSTART:
+                if tokens:
+                    sentences.append((tokens, tags))
+                tokens, tags = [], []
+                continue
+            if len(fields) < 2:
+                raise DataError(
+                    f"Line {number} has one column ({line.strip()!r}); a CoNLL line is 'token ... tag'.",
+                    where=f"{path}:{number}",
+                    hint="Put whitespace between a token and its tag; a blank line ends a sentence.",
+                )
+            tokens.append(fields[0])
+            tags.append(fields[-1])
+    if tokens:
+        sentences.append((tokens, tags))
+    if scheme == "auto":
+        scheme = "iob1" if any(bio_problems(t) for _, t in sentences) else "bio"
+    return [
+        TaggedSentence(tuple(words), tuple(iob1_to_bio(labels) if scheme == "iob1" else labels))
+        for words, labels in sentences
+    ]
+
+
+def read_token_jsonl(path: Path | str, encoding: str = "utf-8") -> list[TaggedSentence]:
+    """JSON lines ``{"tokens": [...], "tags": [...]}`` (BIO), or ``{"text": ..., "entities": [{"start",
+    "end", "label"}]}`` with character offsets, tokenised into words and punctuation."""
+    path = Path(path)
+    sentences = []
+    with path.open(encoding=encoding) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"Line {number} is not JSON: {err.msg}.", where=where) from None
+            if not isinstance(row, dict):
+                raise DataError(f"Line {number} is not a JSON object.", where=where)
+            if "tokens" in row:
+                sentences.append(_from_tokens(row, where))
+            elif "text" in row:
+                sentences.append(spans_to_sentence(str(row["text"]), row.get("entities") or [], where))
+            else:
+                raise DataError(
+                    f"Line {number} has neither 'tokens' and 'tags' nor 'text' and 'entities'.",
+                    where=where,
+                )
+    return sentences
+
+
+def spans_to_sentence(text: str, entities: Sequence[object], where: str) -> TaggedSentence:
+    """Character spans as BIO tags over the text's words; a span must start and end on word edges."""
+    words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    tags = ["O"] * len(words)
+    for start, end, label in sorted(_span(entity, where) for entity in entities):
+        inside = [i for i, (_, s, e) in enumerate(words) if s >= start and e <= end]
+        covered = (words[inside[0]][1], words[inside[-1]][2]) if inside else None
+        if covered != (start, end) or any(tags[i] != "O" for i in inside):
+            raise DataError(
+                f"Entity {label} at characters {start}-{end} ({text[start:end]!r}) does not cover whole "
+                "words or overlaps another entity.",
+                where=where,
+                hint="Give spans that start and end on word boundaries and do not overlap.",
+            )
+        tags[inside[0]] = "B-" + label
+        for i in inside[1:]:
+            tags[i] = "I-" + label
+    return TaggedSentence(tuple(w for w, _, _ in words), tuple(tags))
+
+
+def _span(entity: object, where: str) -> tuple[int, int, str]:
+    problem = DataError(f"Entity {entity!r} is not {{'start': int, 'end': int, 'label': str}}.", where=where)
+    if not isinstance(entity, dict):
+        raise problem
+    try:
+        return int(entity["start"]), int(entity["end"]), str(entity["label"])
+    except (KeyError, TypeError, ValueError):
+        raise problem from None
+
+
+def _from_tokens(row: dict[str, object], where: str) -> TaggedSentence:
+    tokens, tags = row.get("tokens"), row.get("tags")
+    if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+        raise DataError(
+            "'tokens' and 'tags' must be lists of the same length "
+            f"({_length(tokens)} tokens, {_length(tags)} tags).",
+            where=where,
+        )
+    return TaggedSentence(tuple(str(t) for t in tokens), tuple(str(t) for t in tags))
+
+
+def _length(value: object) -> str:
+    return str(len(value)) if isinstance(value, list) else "not a list of"
