@@ -19,8 +19,8 @@ demo: install  ## install, then run the demo on the embedded default (SQLite MLf
 test: install  ## lint and type-check, then unit + integration + server tests, then the one-shot CLI tests
 	$(BIN)/ruff check src flows tests benchmarks
 	$(BIN)/mypy src flows
-	$(BIN)/pytest --ignore=tests/cli
-	$(BIN)/pytest tests/cli -n 2 --dist loadgroup  # each test runs commands as processes: two at a time on 2 cores
+	$(BIN)/pytest --ignore=tests/cli --durations=10
+	$(BIN)/pytest tests/cli -n 2 --dist loadgroup --durations=10  # each test runs commands as processes: two at a time on 2 cores
 
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks
