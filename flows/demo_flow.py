@@ -60,15 +60,17 @@ def served_round(path: str, overrides: dict[str, Any]) -> dict[str, Any]:
     settings = flow_settings(None, overrides)
     with serve_in_background(settings) as url:
         client = ServiceClient(url)
-        served_first = str(client.model()["version"])
-        traffic = send_traffic(client, pd.read_csv(path), label_share=LABEL_SHARE)
-        client.wait_logged(traffic.predictions)
-        monitor = monitor_flow(trigger="subflow", overrides=overrides)
-        retrain = monitor.get("retrain_result") or {}
-        promoted = str(retrain["version"]) if retrain.get("status") == "promoted" else None
-        followed = client.wait_for_version(promoted) if promoted else None
-        model = client.model()
-        client.close()
+        try:
+            served_first = str(client.model()["version"])
+            traffic = send_traffic(client, pd.read_csv(path), label_share=LABEL_SHARE)
+            client.wait_logged(traffic.predictions)
+            monitor = monitor_flow(trigger="subflow", overrides=overrides)
+            retrain = monitor.get("retrain_result") or {}
+            promoted = str(retrain["version"]) if retrain.get("status") == "promoted" else None
+            followed = client.wait_for_version(promoted) if promoted else None
+            model = client.model()
+        finally:
+            client.close()
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         batches = [store.get_batch(batch_id) for batch_id in sorted(traffic.batch_ids)]
         quarantined = sum(len(store.quarantined_feedback(batch_id)) for batch_id in traffic.batch_ids)

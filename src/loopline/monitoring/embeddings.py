@@ -49,7 +49,7 @@ def _load_encoder(model_path: str) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def _clean_texts(texts: Sequence[str]) -> list[str]:
+def clean_texts(texts: Sequence[str]) -> list[str]:
     """Texts as strings; missing values (None/NaN) embed as the empty text instead of failing."""
     cleaned = []
     for index, text in enumerate(texts):
@@ -92,7 +92,7 @@ def embed_texts(
     if batch_size < 1 or max_length < 2:
         raise ValueError("batch_size must be >= 1 and max_length >= 2")
     tokenizer, model = _load_encoder(str(model_path))
-    cleaned = _clean_texts(texts)
+    cleaned = clean_texts(texts)
     hidden_size = int(model.config.hidden_size)
     out = np.zeros((len(cleaned), hidden_size), dtype=np.float32)
     if not cleaned:
@@ -111,7 +111,7 @@ def embed_texts(
 def texts_fingerprint(texts: Sequence[str], model_path: str, max_length: int = 64) -> str:
     """SHA-256 of the texts (in order), the model path and the truncation length."""
     digest = hashlib.sha256(f"{model_path}\0{max_length}\0{len(texts)}\0".encode())
-    for text in _clean_texts(texts):
+    for text in clean_texts(texts):
         digest.update(text.encode("utf-8", errors="surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()

@@ -30,25 +30,27 @@ class ServiceClient:
     def model(self) -> dict[str, Any]:
         return self._json(self._http.get("/model"))
 
-    def metric(self, name: str) -> float:
-        """One sample of ``/metrics`` (the first one of that name)."""
+    def metrics(self) -> dict[str, float]:
+        """The samples of ``/metrics`` by name (the first one of each name)."""
         response = self._http.get("/metrics")
         response.raise_for_status()
+        found: dict[str, float] = {}
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
-                if sample.name == name:
-                    return float(sample.value)
-        raise KeyError(name)
+                found.setdefault(sample.name, float(sample.value))
+        return found
 
     def wait_logged(self, at_least: int, timeout_s: float = 60) -> bool:
         """Until the prediction log has written ``at_least`` predictions and holds none back."""
-        return self._wait(
-            lambda: (
-                self.metric("loopline_prediction_log_written") >= at_least
-                and self.metric("loopline_prediction_log_waiting") == 0
-            ),
-            timeout_s,
-        )
+
+        def logged() -> bool:
+            metrics = self.metrics()
+            return (
+                metrics["loopline_prediction_log_written"] >= at_least
+                and metrics["loopline_prediction_log_waiting"] == 0
+            )
+
+        return self._wait(logged, timeout_s)
 
     def wait_for_version(self, version: str, timeout_s: float = 120) -> bool:
         """Until the service answers with ``version`` (it follows the production alias by itself)."""

@@ -293,7 +293,9 @@ class OnnxEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Like ``monitoring.embeddings.embed_texts``: masked mean of the last layer, unit length."""
-        cleaned = [text if isinstance(text, str) else "" for text in texts]
+        from loopline.monitoring.embeddings import clean_texts
+
+        cleaned = clean_texts(texts)  # the torch embedder's rules for missing values
         input_ids = encode_texts(self.tokenizer, cleaned, self.max_length)
         rows: dict[int, np.ndarray] = {}
         for indices in length_sorted_batches([len(ids) for ids in input_ids], 128):
