@@ -66,7 +66,7 @@ def gate_round(settings: Settings, plan: RetrainPlan, trained: TrainResult, run_
         {name: plan.frame(name) for name in plan.eval_sets},
         settings.runs_dir / run_id / "evaluation",
         champion_dir=plan.champion_dir,
-        new_labels=plan.new_labels,
+        new_labels=plan.new_classes,
         run_id=run_id,
     )
 

@@ -121,14 +121,14 @@ def train_flow(
         raise
     end_run(run_id)
     logger.info("Registered %s v%s %s", published.model_name, published.version, list(published.aliases))
-    return _summary(run_id, published, ingested, trained.best_val_macro_f1, gate.to_dict(), reused=False)
+    return _summary(run_id, published, ingested, trained.best_val_score, gate.to_dict(), reused=False)
 
 
 def _summary(
     run_id: str,
     published: PublishOutcome,
     ingested: IngestOutcome,
-    best_val_macro_f1: float | None,
+    best_val_score: float | None,
     gate: dict[str, Any],
     *,
     reused: bool,
@@ -140,7 +140,7 @@ def _summary(
         "aliases": list(published.aliases),
         "dataset_version": ingested.snapshot.version,
         "quarantined_rows": ingested.quarantined_rows,
-        "best_val_macro_f1": best_val_macro_f1,
+        "best_val_score": best_val_score,
         "gate": gate,
         "reused": reused,
     }
@@ -154,6 +154,7 @@ def train_key(settings: Settings, snapshot: DatasetVersion) -> str:
         "base_model": settings.resolved_base_model,
         "training": settings.training.model_dump(),
         "split": settings.split.model_dump(),
+        **({"task": settings.task} if settings.task != "sequence" else {}),  # sequence keys stay as they were
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -168,6 +169,7 @@ def _lineage(
         "loopline.contract": "passed",
         "loopline.quarantined_rows": str(ingested.quarantined_rows),
         "loopline.base_model": settings.resolved_base_model,
+        "loopline.task": settings.task,
         "loopline.parent_version": parent_version,
         "loopline.gate": "passed" if gate.passed else "failed",
         "loopline.git_commit": git_commit(),

@@ -34,6 +34,14 @@ err_console = Console(stderr=True)
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file (default ./loopline.toml).")
 ]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task",
+        help="sequence (a label per text) or token (BIO tags per word: CoNLL or token JSONL files); "
+        "default: the settings' task (sequence).",
+    ),
+]
 TextColOpt = Annotated[
     str | None, typer.Option("--text-col", help="Column holding the text (default: text).")
 ]
@@ -183,6 +191,7 @@ def train(
     base_model: Annotated[str | None, typer.Option(help="Base model dir (default: packaged MiniLM).")] = None,
     encoding: EncodingOpt = None,
     label_map: LabelMapOpt = None,
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -195,7 +204,15 @@ def train(
         "seed": seed,
     }
     settings = _file_settings(
-        config, home, text_col, label_col, encoding, label_map, training=training, base_model=base_model
+        config,
+        home,
+        text_col,
+        label_col,
+        encoding,
+        label_map,
+        training=training,
+        base_model=base_model,
+        task=task,
     )
     _require_file(data, "--data")
     from flows.train_flow import train_flow  # torch, transformers, Prefect: after the cheap checks
@@ -212,17 +229,20 @@ def validate(
     label_col: LabelColOpt = None,
     encoding: EncodingOpt = None,
     label_map: LabelMapOpt = None,
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Run the training-data contract on a file; failing rows go to the quarantine folder."""
-    from loopline.contracts import validate_training_data
+    from loopline.tasks import get_task
 
     # The contract alone: no MLflow, no feedback store.
-    settings = _file_settings(config, home, text_col, label_col, encoding, label_map, connect_stores=False)
+    settings = _file_settings(
+        config, home, text_col, label_col, encoding, label_map, connect_stores=False, task=task
+    )
     frame = _load(settings, data)
-    result = validate_training_data(
-        frame, settings.contract, source=str(data), quarantine_dir=settings.quarantine_dir
+    result = get_task(settings.task).validate_training(
+        frame, settings.contract, str(data), settings.quarantine_dir
     )
     say(result.summary())
 
@@ -237,6 +257,7 @@ def evaluate(
     label_col: LabelColOpt = None,
     encoding: EncodingOpt = None,
     label_map: LabelMapOpt = None,
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
@@ -244,7 +265,7 @@ def evaluate(
     from loopline.errors import DataError
     from loopline.registry.models import get_alias_version, get_version
 
-    settings = _file_settings(config, home, text_col, label_col, encoding, label_map)
+    settings = _file_settings(config, home, text_col, label_col, encoding, label_map, task=task)
     loaded = _load(settings, data)
     if version is None:
         found = get_alias_version(settings.model_name, alias)
@@ -269,7 +290,9 @@ def evaluate(
     rows = f"{len(frame)} rows" + (f"; {skipped} without text or label skipped" if skipped else "")
     say(
         f"{settings.model_name} v{version} on {data} ({rows}): accuracy {metrics.accuracy:.4f}, "
-        f"macro-F1 {metrics.macro_f1:.4f}, ECE {metrics.ece:.4f}, "
+        f"macro-F1 {metrics.macro_f1:.4f}, "
+        + (f"{metrics.primary_name} {metrics.primary:.4f}, " if metrics.primary_name != "macro_f1" else "")
+        + f"ECE {metrics.ece:.4f}, "
         f"{reports['eval'].latency_ms_per_text:.2f} ms/text"
     )
 
@@ -282,7 +305,15 @@ def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
 
     settings = _settings(config, home)
     table = Table(title=Text(f"Registered model {settings.model_name}"))
-    for column in ("version", "aliases", "test macro-F1", "dataset", "gate", "parent", "created"):
+    for column in (
+        "version",
+        "aliases",
+        "test F1 (macro; entity for NER)",
+        "dataset",
+        "gate",
+        "parent",
+        "created",
+    ):
         table.add_column(column)
     for summary in list_versions(settings.model_name):
         tags = summary.tags
@@ -292,7 +323,7 @@ def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
                 (
                     summary.version,
                     ", ".join(summary.aliases) or "-",
-                    _fmt(summary.metrics.get("test.macro_f1")),
+                    _fmt(summary.metrics.get("test.entity_f1", summary.metrics.get("test.macro_f1"))),
                     tags.get("loopline.dataset_version", "-"),
                     tags.get("loopline.gate", "-"),
                     tags.get("loopline.parent_version") or "-",
@@ -738,10 +769,10 @@ def _canary_for(settings: Settings, alias: str) -> Callable[[str], str | None] |
 
 
 def _load(settings: Settings, path: Path) -> Any:
-    from loopline.data.loading import load_labelled_text
+    from loopline.tasks import get_task
 
-    return load_labelled_text(
-        path, settings.text_column, settings.label_column, settings.encoding, label_map=settings.label_map
+    return get_task(settings.task).read_labelled(
+        path, settings.text_column, settings.label_column, settings.encoding, settings.label_map
     )
 
 

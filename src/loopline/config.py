@@ -70,6 +70,14 @@ class TrainingConfig(_Section):
     seed: int = Field(13, description="Seed for splits, sampling and initialisation.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train; auto picks CUDA.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
+    relabel_outside_above: float | None = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Token task, O-label confusion: new data often tags old entity types O (its annotators "
+        "looked for the new type only). Before a retrain, an entity the champion finds in O-tagged words "
+        "with every word's tag probability at or above this is written into the feedback's tags. None: off.",
+    )
 
 
 class ContractConfig(_Section):
@@ -98,7 +106,12 @@ class SplitConfig(_Section):
 class GateConfig(_Section):
     """When a candidate may be promoted."""
 
-    min_macro_f1: float = Field(0.80, ge=0, le=1, description="Absolute floor for a first model.")
+    min_macro_f1: float = Field(
+        0.80,
+        ge=0,
+        le=1,
+        description="Absolute floor of a first model's primary score (macro-F1; entity F1 for token models).",
+    )
     min_accuracy: float = Field(0.80, ge=0, le=1, description="Absolute floor for a first model.")
     tolerance: float = Field(
         0.01, ge=0, le=1, description="A candidate may be this much worse than the champion (macro-F1)."
@@ -222,6 +235,12 @@ class Settings(BaseSettings):
     model_name: str = Field("loopline-classifier", description="Registered model name.")
     base_model: str | None = Field(
         None, description="Path of a transformers model to fine-tune; None means the packaged MiniLM."
+    )
+    task: Literal["sequence", "token"] = Field(
+        "sequence",
+        description="sequence: one label per text (intents, sentiment; CSV/JSONL/Parquet with text and label "
+        "columns). token: one BIO tag per word (named entities; CoNLL files, or JSONL with tokens and tags "
+        "or text and entities).",
     )
     feedback_db_url: str | None = Field(None, description="SQLAlchemy URL of the feedback store.")
     text_column: str = Field("text", description="Column of the input text in user files.")

@@ -10,34 +10,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from loopline.data.tagged import words_with_offsets
 from loopline.errors import DataError, LooplineError
-from loopline.training.batching import encode_texts, length_sorted_batches, pad_batch
+from loopline.forward import predict_proba_encoded, resolve_device
+from loopline.model_files import read_labels
+from loopline.tasks import Task, get_task, task_of_model
+from loopline.training.batching import encode_texts
+
+__all__ = [
+    "Classifier",
+    "EntitySpan",
+    "ProbabilityClassifier",
+    "TokenClassifier",
+    "check_texts",
+    "load_classifier",
+    "predict_proba_encoded",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LooplineError(
-            "device='cuda' was requested but no CUDA GPU is visible.",
-            hint="Use device='auto' or 'cpu', or run on a machine with a GPU.",
-        )
-    return torch.device(device)
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -52,34 +49,12 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-@torch.inference_mode()
-def predict_proba_encoded(
-    model: PreTrainedModel,
-    input_ids: Sequence[Sequence[int]],
-    *,
-    pad_token_id: int,
-    device: torch.device,
-    batch_size: int = 128,
-) -> np.ndarray:
-    """Class probabilities (float32, caller's order) for tokenised texts; the model is put in eval mode."""
-    model.eval()
-    lengths = [len(ids) for ids in input_ids]
-    probabilities = np.zeros((len(input_ids), model.config.num_labels), dtype=np.float32)
-    cuda = device.type == "cuda"
-    for indices in length_sorted_batches(lengths, batch_size):
-        batch = pad_batch([input_ids[i] for i in indices], pad_token_id, 8 if cuda else None)
-        batch = {key: value.to(device, non_blocking=cuda) for key, value in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(**batch).logits
-        probabilities[indices] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return probabilities
-
-
 class ProbabilityClassifier:
     """What answers predictions: class probabilities per text, ``labels`` in the model's id order.
     Subclasses (torch here, ONNX Runtime in ``loopline.serving.runtime``) implement ``predict_proba``."""
 
     labels: list[str]
+    task: ClassVar[Task] = get_task("sequence")
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         raise NotImplementedError
@@ -112,17 +87,130 @@ class Classifier(ProbabilityClassifier):
         )
 
 
-def load_classifier(model_dir: Path | str, device: str = "auto", max_length: int = 64) -> Classifier:
-    """Load a folder written by ``train_model`` (or any transformers sequence classifier)."""
+@dataclass(frozen=True)
+class EntitySpan:
+    """One predicted entity of a raw text: characters ``start``–``end``, its type and the lowest
+    probability among its words' tags."""
+
+    text: str
+    start: int
+    end: int
+    type: str
+    score: float
+
+
+@dataclass
+class TokenClassifier:
+    """A fine-tuned token classifier (torch): BIO tags per word, and entity spans of raw text.
+
+    ``predict`` takes texts in loopline's row format (words joined by spaces) and answers with tag
+    strings in the same format, so evaluation, scoring and the monitor treat it like a sequence
+    classifier; ``entities`` splits raw text into words and punctuation and returns character spans.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    device: torch.device
+    max_length: int = 128
+    task: ClassVar[Task] = get_task("token")
+
+    def _decode(self, texts: Sequence[str], batch_size: int) -> tuple[list[str], np.ndarray]:
+        label2id = {label: i for i, label in enumerate(self.labels)}
+        encoded = self.task.encode(self.tokenizer, texts, None, label2id, self.max_length)
+        decoded = self.task.predict_encoded(
+            self.model,
+            encoded,
+            self.labels,
+            pad_token_id=self.tokenizer.pad_token_id or 0,
+            device=self.device,
+            batch_size=batch_size,
+        )
+        return decoded.labels, decoded.confidences
+
+    def predict(self, texts: Sequence[str], batch_size: int = 128) -> tuple[list[str], np.ndarray]:
+        """Space-joined BIO tags per text (words past ``max_length`` get ``O``) and the lowest word
+        confidence of each text."""
+        texts = check_texts(texts)
+        tags, confidences = self._decode(texts, batch_size)
+        padded = [
+            " ".join(t.split() + ["O"] * (len(x.split()) - len(t.split())))
+            for t, x in zip(tags, texts, strict=True)
+        ]
+        return padded, confidences
+
+    def word_probabilities(self, words: Sequence[Sequence[str]], batch_size: int = 128) -> list[np.ndarray]:
+        """Tag probabilities ``(words, labels)`` of pre-split sentences (kept words only)."""
+        from loopline.forward import word_probabilities_encoded
+
+        texts = [" ".join(w) for w in words]
+        label2id = {label: i for i, label in enumerate(self.labels)}
+        encoded = self.task.encode(self.tokenizer, texts, None, label2id, self.max_length)
+        return word_probabilities_encoded(
+            self.model,
+            encoded.input_ids,
+            encoded.word_starts or [],
+            pad_token_id=self.tokenizer.pad_token_id or 0,
+            device=self.device,
+            batch_size=batch_size,
+        )
+
+    def entities(self, texts: Sequence[str], batch_size: int = 128) -> list[list[EntitySpan]]:
+        """Entity spans per raw text (character offsets into that text)."""
+        texts = check_texts(texts)
+        split = [words_with_offsets(text) for text in texts]
+        probabilities = self.word_probabilities([[w for w, _, _ in words] for words in split], batch_size)
+        return [
+            _spans(text, words, probs, self.labels)
+            for text, words, probs in zip(texts, split, probabilities, strict=True)
+        ]
+
+
+def _spans(
+    text: str, words: Sequence[tuple[str, int, int]], probabilities: np.ndarray, labels: Sequence[str]
+) -> list[EntitySpan]:
+    """BIO tags → spans (an ``I-`` without its ``B-`` opens an entity, as seqeval's lenient mode)."""
+    spans: list[EntitySpan] = []
+    current: list[int] = []
+    kind = ""
+    best = probabilities.argmax(axis=-1) if len(probabilities) else np.zeros(0, dtype=int)
+
+    def close() -> None:
+        if current:
+            start, end = words[current[0]][1], words[current[-1]][2]
+            score = float(min(probabilities[i, best[i]] for i in current))
+            spans.append(EntitySpan(text[start:end], start, end, kind, score))
+        current.clear()
+
+    for i, label_id in enumerate(best):
+        tag = labels[int(label_id)]
+        if tag.startswith("I-") and current and tag[2:] == kind:
+            current.append(i)
+            continue
+        close()
+        if tag != "O":
+            kind = tag[2:]
+            current.append(i)
+    close()
+    return spans
+
+
+def load_classifier(
+    model_dir: Path | str, device: str = "auto", max_length: int = 64
+) -> Classifier | TokenClassifier:
+    """Load a folder written by ``train_model``: a sequence or a token classifier, as its config says."""
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise LooplineError(
             "No fine-tuned model found.", where=str(path), hint="Pass the model folder that training wrote."
         )
+    task = task_of_model(path)
     target = resolve_device(device)
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(target)
+    model = task.model_class.from_pretrained(path).to(target)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-    logger.info("Loaded classifier %s (%d labels) on %s", path, len(labels), target)
+    labels = read_labels(path)
+    logger.info("Loaded %s classifier %s (%d labels) on %s", task.name, path, len(labels), target)
+    if task.name == "token":
+        return TokenClassifier(model, tokenizer, labels, target, max_length)
     return Classifier(model=model, tokenizer=tokenizer, labels=labels, device=target, max_length=max_length)

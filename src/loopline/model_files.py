@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from loopline.errors import DataError
 
 
 def read_labels(model_dir: str | Path) -> list[str]:
     """The classifier's labels in head order (``id2label`` of its ``config.json``)."""
+    id2label = _read_config(model_dir).get("id2label") or {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def _read_config(model_dir: str | Path) -> dict[str, Any]:
     config_path = Path(model_dir) / "config.json"
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -21,5 +27,9 @@ def read_labels(model_dir: str | Path) -> list[str]:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"Cannot read the model's config.json: {err}", where=str(config_path)) from None
-    id2label = config.get("id2label") or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def read_architectures(model_dir: str | Path) -> list[str]:
+    """``architectures`` of the model's ``config.json`` (e.g. ``["BertForTokenClassification"]``)."""
+    return [str(arch) for arch in _read_config(model_dir).get("architectures") or []]

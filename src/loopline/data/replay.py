@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,15 @@ class ReplayBuffer:
         os.replace(tmp, self.path)
         return self.path
 
-    def update(self, df: pd.DataFrame, per_class: int, seed: int, *, key: str | None = None) -> ReplayBuffer:
+    def update(
+        self,
+        df: pd.DataFrame,
+        per_class: int,
+        seed: int,
+        *,
+        key: str | None = None,
+        strata: Callable[[pd.Series], pd.Series] | None = None,
+    ) -> ReplayBuffer:
         """Offer ``df``'s rows to the reservoirs; returns ``self``.
 
         Rows with a null text or label, and rows already in the buffer, are skipped. Deterministic
@@ -89,9 +98,15 @@ class ReplayBuffer:
         rng = np.random.default_rng(seed)
         incoming = self._new_rows(df)
         kept: list[pd.DataFrame] = []
-        for label in sorted(set(self._rows["label"]) | set(incoming["label"])):
-            old = self._rows[self._rows["label"] == label]
-            new = incoming[incoming["label"] == label]
+
+        # A "class" is a label, or the task's stratum of it (a sentence's entity types, for tagging).
+        def group(frame: pd.DataFrame) -> pd.Series:
+            return frame["label"] if strata is None else strata(frame["label"])
+
+        held, offered = group(self._rows), group(incoming)
+        for label in sorted(set(held) | set(offered)):
+            old = self._rows[(held == label).to_numpy()]
+            new = incoming[(offered == label).to_numpy()]
             kept.append(self._reservoir(label, old, new, per_class, rng))
         self._rows = pd.concat(kept, ignore_index=True) if kept else _empty()
         logger.info("Replay buffer: %d rows over %d labels (per_class=%d)", len(self), len(kept), per_class)

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,16 @@ def splits_dir(data_dir: Path, version: str) -> Path:
     return snapshot_dir(data_dir, version) / SPLITS_DIR
 
 
+Strata = Callable[[pd.Series], pd.Series]  # labels → the key a cut stratifies on (default: the label)
+
+
 def load_or_create_splits(
-    snapshot: DatasetVersion, df: pd.DataFrame, cfg: SplitConfig, seed: int, data_dir: Path
+    snapshot: DatasetVersion,
+    df: pd.DataFrame,
+    cfg: SplitConfig,
+    seed: int,
+    data_dir: Path,
+    strata: Strata | None = None,
 ) -> Splits:
     """Return the frozen splits of ``snapshot``, cutting and saving them on the first call."""
     folder = splits_dir(data_dir, snapshot.version)
@@ -54,24 +63,27 @@ def load_or_create_splits(
             logger.warning("Frame has %d rows but the frozen splits of %s differ", len(df), snapshot.version)
         logger.info("Read frozen splits of %s (%s)", snapshot.version, _sizes(splits))
         return splits
-    splits = create_splits(df, cfg, seed)
+    splits = create_splits(df, cfg, seed, strata)
     _write_splits(folder, splits, {"seed": seed, **cfg.model_dump(), "version": snapshot.version})
     logger.info("Created splits of %s with seed %d (%s)", snapshot.version, seed, _sizes(splits))
     return splits
 
 
-def create_splits(df: pd.DataFrame, cfg: SplitConfig, seed: int) -> Splits:
-    """Cut ``df`` into stratified train/validation/test parts (pure; nothing is saved)."""
-    rest, test = _stratified_cut(df.reset_index(drop=True), cfg.test_fraction, seed)
+def create_splits(df: pd.DataFrame, cfg: SplitConfig, seed: int, strata: Strata | None = None) -> Splits:
+    """Cut ``df`` into train/validation/test parts stratified by ``strata`` of the labels (the task's:
+    the label itself, or a sentence's entity types); pure, nothing is saved."""
+    rest, test = _stratified_cut(df.reset_index(drop=True), cfg.test_fraction, seed, strata)
     # Validation is a share of all rows, so rescale it to the rows left after the test cut.
     validation_share = cfg.validation_fraction / (1.0 - cfg.test_fraction)
-    train, validation = _stratified_cut(rest, validation_share, seed + 1)
+    train, validation = _stratified_cut(rest, validation_share, seed + 1, strata)
     return Splits(train=_tidy(train), validation=_tidy(validation), test=_tidy(test))
 
 
-def _stratified_cut(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified_cut(
+    df: pd.DataFrame, fraction: float, seed: int, strata: Strata | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off ``fraction`` of rows, stratified by label; rare labels stay in the first part."""
-    labels = df["label"].astype(str)
+    labels = df["label"].astype(str) if strata is None else strata(df["label"])
     counts = labels.value_counts()
     common = labels.isin(counts[counts >= MIN_ROWS_TO_STRATIFY].index)
     rare, pool = df[~common], df[common]

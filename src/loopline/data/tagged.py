@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
+
 from loopline.errors import DataError
 
 Scheme = Literal["auto", "iob1", "bio"]
@@ -134,9 +136,14 @@ def read_token_jsonl(path: Path | str, encoding: str = "utf-8") -> list[TaggedSe
     return sentences
 
 
+def words_with_offsets(text: str) -> list[tuple[str, int, int]]:
+    """The words and punctuation marks of raw text with their character offsets (start, end)."""
+    return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
 def spans_to_sentence(text: str, entities: Sequence[object], where: str) -> TaggedSentence:
     """Character spans as BIO tags over the text's words; a span must start and end on word edges."""
-    words = [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    words = words_with_offsets(text)
     tags = ["O"] * len(words)
     for start, end, label in sorted(_span(entity, where) for entity in entities):
         inside = [i for i, (_, s, e) in enumerate(words) if s >= start and e <= end]
@@ -177,3 +184,37 @@ def _from_tokens(row: dict[str, object], where: str) -> TaggedSentence:
 
 def _length(value: object) -> str:
     return str(len(value)) if isinstance(value, list) else "not a list of"
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def read_tagged_file(path: Path | str, encoding: str = "utf-8") -> list[TaggedSentence]:
+    """Sentences of a JSONL file (tokens/tags or text/entities) or else a CoNLL file (IOB1 or BIO)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Data file not found: {path}", where=str(path), hint="Check the path.")
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        return read_token_jsonl(path, encoding)
+    return read_conll(path, encoding=encoding)
+
+
+def sentences_to_frame(sentences: Sequence[TaggedSentence]) -> pd.DataFrame:
+    """loopline's row format for tagged sentences: ``text`` = words joined by single spaces, ``label`` =
+    their tags joined the same way, ``source_row`` = the sentence's number (1-based), so every store
+    (snapshots, splits, feedback, replay) holds a sentence as one text with one label string."""
+    return pd.DataFrame(
+        {
+            "text": [" ".join(s.tokens) for s in sentences],
+            "label": [" ".join(s.tags) for s in sentences],
+            "source_row": range(1, len(sentences) + 1),
+        }
+    )
+
+
+def frame_to_sentences(texts: Iterable[str], labels: Iterable[str]) -> list[TaggedSentence]:
+    """The inverse of :func:`sentences_to_frame`."""
+    return [
+        TaggedSentence(tuple(str(t).split()), tuple(str(g).split()))
+        for t, g in zip(texts, labels, strict=True)
+    ]

@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from seqeval.metrics import classification_report as entity_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import classification_report as token_report
+from sklearn.metrics import confusion_matrix
 
 from loopline.errors import DataError
+from loopline.evaluation.metrics import EvalMetrics, expected_calibration_error
 
 
 @dataclass(frozen=True)
@@ -55,4 +58,49 @@ def compute_entity_metrics(
         per_class=per_class,
         token_micro_f1=float(tokens["accuracy"]),  # micro F1 over all tokens equals token accuracy
         token_report={k: v for k, v in tokens.items() if isinstance(v, dict)},
+    )
+
+
+ENTITY_F1 = "entity_f1"  # the primary score of token classification
+
+
+def entity_type(tag: str) -> str:
+    """``B-PER`` / ``I-PER`` → ``PER``; ``O`` stays ``O``."""
+    return tag[2:] if tag[:2] in ("B-", "I-") else tag
+
+
+def token_eval_metrics(
+    true_tags: Sequence[str], predicted_tags: Sequence[str], confidences: np.ndarray, labels: Sequence[str]
+) -> EvalMetrics:
+    """:class:`EvalMetrics` of tagged sentences (each a space-joined tag string, as stored in frames).
+
+    ``primary`` is the entity-level micro F1 and ``per_class`` holds precision/recall/F1/support per
+    entity type (seqeval, strict), so the gate's forgetting and new-label checks work per type;
+    ``accuracy`` is the token-level micro F1 (every word, ``O`` included), ``confusion`` is over word
+    types (``O`` and each entity type), ``ece`` is over sentences (right when every tag is right,
+    against the sentence's lowest word confidence) and ``details`` holds the token-level report.
+    """
+    true = [str(t).split() for t in true_tags]
+    pred = [str(p).split() for p in predicted_tags]
+    entity = compute_entity_metrics(true, pred)
+    kinds = [entity_type(tag) for tag in labels]
+    order = list(dict.fromkeys(["O", *kinds]))
+    flat_true = [entity_type(tag) for sentence in true for tag in sentence]
+    flat_pred = [entity_type(tag) for sentence in pred for tag in sentence]
+    order += sorted(set(flat_true + flat_pred) - set(order))
+    exact = np.array([t == p for t, p in zip(true, pred, strict=True)], dtype=np.float64)
+    return EvalMetrics(
+        accuracy=entity.token_micro_f1,
+        macro_f1=entity.macro_f1,
+        per_class=entity.per_class,
+        confusion=confusion_matrix(flat_true, flat_pred, labels=order).astype(int).tolist(),
+        labels=order,
+        ece=float(expected_calibration_error(exact, np.asarray(confidences, dtype=np.float64))),
+        primary_name=ENTITY_F1,
+        primary=entity.primary,
+        details={
+            "entity_micro_precision": entity.micro_precision,
+            "entity_micro_recall": entity.micro_recall,
+            "token_report": entity.token_report,
+        },
     )

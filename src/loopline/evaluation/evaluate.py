@@ -76,16 +76,19 @@ def evaluate_model(
     started = time.perf_counter()
     predicted, confidences = classifier.predict(texts)
     latency_ms = (time.perf_counter() - started) * 1000.0 / len(texts)
-    metrics = compute_metrics(
+    task = getattr(classifier, "task", None)
+    metrics = (task.metrics if task is not None else compute_metrics)(
         df["label"].astype(str).tolist(), list(predicted), np.asarray(confidences), classifier.labels
     )
+    behaviour = behaviour and (task is None or task.has_behaviour_checks)
     checks = run_behaviour_checks(classifier, texts, mft, seed=seed) if behaviour else None
     logger.info(
-        "Evaluated on '%s' (%d rows): accuracy %.4f, macro-F1 %.4f, ECE %.4f, %.2f ms/text",
+        "Evaluated on '%s' (%d rows): accuracy %.4f, %s %.4f, ECE %.4f, %.2f ms/text",
         dataset,
         len(texts),
         metrics.accuracy,
-        metrics.macro_f1,
+        metrics.primary_name,
+        metrics.primary,
         metrics.ece,
         latency_ms,
     )

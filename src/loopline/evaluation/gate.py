@@ -107,8 +107,14 @@ def _first_model_checks(candidate: Mapping[str, EvalReport], cfg: GateConfig) ->
     test = candidate[PRIMARY_SET].metrics
     return [
         _floor_check(f"{PRIMARY_SET}.accuracy", test.accuracy, cfg.min_accuracy, "accuracy"),
-        _floor_check(f"{PRIMARY_SET}.macro_f1", test.macro_f1, cfg.min_macro_f1, "macro-F1"),
+        _floor_check(
+            f"{PRIMARY_SET}.{test.primary_name}", test.primary, cfg.min_macro_f1, _words(test.primary_name)
+        ),
     ]
+
+
+def _words(primary_name: str) -> str:
+    return {"macro_f1": "macro-F1", "entity_f1": "entity F1"}.get(primary_name, primary_name)
 
 
 def _macro_f1_checks(
@@ -128,14 +134,15 @@ def _macro_f1_checks(
         ]
     checks = []
     for name in shared:
-        new, old = candidate[name].metrics.macro_f1, champion[name].metrics.macro_f1
+        metric = candidate[name].metrics.primary_name
+        new, old = candidate[name].metrics.primary, champion[name].metrics.primary
         threshold = old - cfg.tolerance
         ok = _ge(new, threshold)
         detail = (
-            f"macro-F1 {new:.4f} vs champion {old:.4f} (change {new - old:+.4f}, "
+            f"{_words(metric)} {new:.4f} vs champion {old:.4f} (change {new - old:+.4f}, "
             f"allowed down to {threshold:.4f} with tolerance {cfg.tolerance:.4f})"
         )
-        checks.append(GateCheck(f"{name}.macro_f1_vs_champion", ok, new, threshold, detail))
+        checks.append(GateCheck(f"{name}.{metric}_vs_champion", ok, new, threshold, detail))
     return checks
 
 
@@ -173,7 +180,7 @@ def _forgetting_check(
         return None
     old_metrics, new_metrics = champion[name].metrics, candidate[name].metrics
     drops: list[_RecallDrop] = []
-    for label in old_metrics.labels:
+    for label in old_metrics.per_class:  # labels, or entity types
         old_recall = old_metrics.recall(label)
         if label in new or old_recall is None:
             continue
@@ -252,6 +259,7 @@ def _summary(reports: Mapping[str, EvalReport]) -> dict[str, Any]:
             "num_rows": r.num_rows,
             "accuracy": json_float(r.metrics.accuracy),
             "macro_f1": json_float(r.metrics.macro_f1),
+            r.metrics.primary_name: json_float(r.metrics.primary),
             "ece": json_float(r.metrics.ece),
             "behaviour_pass_rate": json_float(r.behaviour.overall_pass_rate) if r.behaviour else None,
             "recall": {
@@ -269,8 +277,13 @@ def evaluate_gate(
     champion: Mapping[str, EvalReport] | None,
     cfg: GateConfig,
     new_labels: Sequence[str] = (),
+    *,
+    behaviour_required: bool = True,
 ) -> GateReport:
-    """Judge ``candidate`` (eval-set name → report) against ``champion`` (None for a first model)."""
+    """Judge ``candidate`` (eval-set name → report) against ``champion`` (None for a first model).
+
+    ``new_labels`` are the classes the champion lacks (labels, or entity types for token models);
+    ``behaviour_required=False`` for tasks whose models the behaviour checks do not apply to."""
     if PRIMARY_SET not in candidate:
         raise DataError(
             f"The gate needs the candidate's '{PRIMARY_SET}' evaluation; got sets {sorted(candidate)}.",
@@ -284,7 +297,7 @@ def evaluate_gate(
         forgetting = _forgetting_check(candidate, champion, cfg, set(new))
         checks += [forgetting] if forgetting is not None else []
     checks += _new_label_checks(candidate, cfg, new)
-    checks += _behaviour_checks(candidate, cfg)
+    checks += _behaviour_checks(candidate, cfg) if behaviour_required else []
     passed = all(check.passed for check in checks)
     report = GateReport(
         passed=passed,

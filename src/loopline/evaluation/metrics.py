@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from loopline.errors import DataError
 logger = logging.getLogger(__name__)
 
 ECE_BINS = 15
+MACRO_F1 = "macro_f1"  # the primary score of sequence classification
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class EvalMetrics:
     (confusion rows are true labels, columns predictions). ``macro_f1`` averages over the labels that
     occur in the true or predicted labels (scikit-learn's default), so a label that is neither in the set
     nor predicted does not count as a zero. ``ece`` is the expected calibration error of the confidences.
+
+    ``primary`` is the task's headline score, the one the gate compares (``primary_name`` says which:
+    macro-F1 for sequence classification, entity-level micro F1 for token classification, where
+    ``per_class`` is keyed by entity type and ``details`` holds the token-level report).
     """
 
     accuracy: float
@@ -36,6 +41,13 @@ class EvalMetrics:
     confusion: list[list[int]]
     labels: list[str]
     ece: float
+    primary_name: str = MACRO_F1
+    primary: float = float("nan")
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.primary_name == MACRO_F1 and math.isnan(self.primary):
+            object.__setattr__(self, "primary", self.macro_f1)
 
     def recall(self, label: str) -> float | None:
         """Recall of ``label``, or None when the set has no example of it."""
@@ -60,6 +72,9 @@ class EvalMetrics:
             confusion=[[int(v) for v in row] for row in data["confusion"]],
             labels=[str(label) for label in data["labels"]],
             ece=float(data["ece"]),
+            primary_name=str(data.get("primary_name", MACRO_F1)),
+            primary=float(data.get("primary", data["macro_f1"])),
+            details=dict(data.get("details") or {}),
         )
 
 

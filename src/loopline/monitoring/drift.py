@@ -40,7 +40,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -645,13 +645,20 @@ def _optional_categorical(
 
 
 def _decay(
-    current: DriftInputs, reference_accuracy: float | None, cfg: MonitorConfig, settings: DriftSettings
+    current: DriftInputs,
+    reference_accuracy: float | None,
+    cfg: MonitorConfig,
+    settings: DriftSettings,
+    per_word: bool = False,
 ) -> DecayCheck | None:
     if reference_accuracy is None or current.labels is None or current.predicted_labels is None:
         return None
+    labels, predicted = current.labels, current.predicted_labels
+    if per_word:
+        labels, predicted = _per_word(labels, predicted)
     return performance_decay(
-        current.labels,
-        current.predicted_labels,
+        labels,
+        predicted,
         reference_accuracy,
         min_drop=cfg.decay_threshold,
         min_rows=settings.decay_min_rows,
@@ -669,6 +676,21 @@ class _Signals:
     decay: DecayCheck | None
 
 
+LabelUnits = Callable[[Sequence[str]], list[str]]
+
+
+def _per_word(labels: Sequence[str | None], predicted: Sequence[str]) -> tuple[list[str | None], list[str]]:
+    """Tag strings as one (true, predicted) pair per word, so decay compares token-level accuracy."""
+    true_words: list[str | None] = []
+    predicted_words: list[str] = []
+    for y, p in zip(labels, predicted, strict=True):
+        if _present(y):
+            tags, guesses = str(y).split(), str(p).split()
+            true_words += tags
+            predicted_words += (guesses + ["O"] * len(tags))[: len(tags)]
+    return true_words, predicted_words
+
+
 def _measure(
     reference: DriftInputs,
     current: DriftInputs,
@@ -677,8 +699,10 @@ def _measure(
     reference_accuracy: float | None,
     settings: DriftSettings,
     held_out: ReferenceScores | None,
+    units: LabelUnits | None,
 ) -> _Signals:
     scored = held_out or reference  # what the window's predictions and confidences are compared with
+    unit = units or (lambda values: [str(v) for v in values])
     confidence = None
     if scored.confidences is not None and current.confidences is not None and len(current):
         confidence = confidence_drift(
@@ -689,16 +713,16 @@ def _measure(
         )
     return _Signals(
         novelty=detector.score(current.embeddings),
-        label=_optional_categorical("label", reference.labelled(), current.labelled(), settings),
+        label=_optional_categorical("label", unit(reference.labelled()), unit(current.labelled()), settings),
         prediction=_optional_categorical(
             "predicted_label",
-            [str(v) for v in scored.predicted_labels or []],
-            [str(v) for v in current.predicted_labels or []],
+            unit(scored.predicted_labels or []),
+            unit(current.predicted_labels or []),
             settings,
         ),
         confidence=confidence,
         descriptors=text_descriptors(reference.texts, current.texts, alpha=settings.alpha),
-        decay=_decay(current, reference_accuracy, cfg, settings),
+        decay=_decay(current, reference_accuracy, cfg, settings, per_word=units is not None),
     )
 
 
@@ -734,8 +758,13 @@ def check_drift(
     reference_accuracy: float | None = None,
     settings: DriftSettings | None = None,
     held_out: ReferenceScores | None = None,
+    label_units: LabelUnits | None = None,
 ) -> DriftReport:
     """Judge a window of production data against the reference; no alarm below ``cfg.min_window``.
+
+    ``label_units`` turns the label strings of rows into what label and prediction drift compare
+    (token task: one entity type per mention, ``O`` for a sentence with none, so the type mix and the
+    entity density are watched); with it, decay compares accuracy per word, as the test accuracy is.
 
     ``detector`` must be fitted on ``reference.embeddings``. Label drift uses the rows of
     ``current`` with a label; decay needs ``reference_accuracy`` (the champion's test accuracy),
@@ -745,7 +774,7 @@ def check_drift(
     """
     settings = settings or DriftSettings()
     too_small = len(current) < cfg.min_window
-    signals = _measure(reference, current, cfg, detector, reference_accuracy, settings, held_out)
+    signals = _measure(reference, current, cfg, detector, reference_accuracy, settings, held_out, label_units)
     alarms = _alarms(signals, too_small, cfg.min_window)
     report = DriftReport(
         window_size=len(current),

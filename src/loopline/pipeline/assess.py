@@ -13,6 +13,7 @@ from loopline.evaluation.evaluate import EvalReport, evaluate_model, save_eval_r
 from loopline.evaluation.gate import GateReport, evaluate_gate
 from loopline.evaluation.metrics import save_confusion_matrix_png
 from loopline.inference import load_classifier
+from loopline.tasks import task_of_model
 from loopline.tracking import log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,21 @@ def assess_candidate(
     new_labels: Sequence[str] = (),
     run_id: str | None = None,
 ) -> GateReport:
-    """Candidate vs champion on the same sets; the gate report (and its evidence) goes to the run."""
+    """Candidate vs champion on the same sets; the gate report (and its evidence) goes to the run.
+
+    ``new_labels`` are the classes the champion lacks: labels, or entity types for token models."""
     mft = load_mft(settings.mft_path)
     candidate = evaluate_on_sets(candidate_dir, eval_sets, settings, mft)
     # The champion is re-evaluated on today's frozen sets: scores from its training day don't compare.
     champion = evaluate_on_sets(champion_dir, eval_sets, settings, mft) if champion_dir else None
-    gate = evaluate_gate(candidate, champion, settings.gate, new_labels=new_labels)
+    task = task_of_model(candidate_dir)
+    gate = evaluate_gate(
+        candidate,
+        champion,
+        settings.gate,
+        new_labels=new_labels,
+        behaviour_required=task.has_behaviour_checks,
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, report in candidate.items():
         save_eval_report(report, output_dir / f"eval_{name}.json")
@@ -72,6 +82,8 @@ def log_evaluation(run_id: str, reports: Mapping[str, EvalReport], output_dir: P
         metrics = report.metrics
         client.log_metric(run_id, f"{name}.accuracy", metrics.accuracy)
         client.log_metric(run_id, f"{name}.macro_f1", metrics.macro_f1)
+        if metrics.primary_name != "macro_f1":
+            client.log_metric(run_id, f"{name}.{metrics.primary_name}", metrics.primary)
         client.log_metric(run_id, f"{name}.ece", metrics.ece)
         client.log_metric(run_id, f"{name}.latency_ms_per_text", report.latency_ms_per_text)
         log_file(run_id, output_dir / f"eval_{name}.json", "evaluation")

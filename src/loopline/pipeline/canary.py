@@ -15,7 +15,7 @@ import numpy as np
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
-from loopline.inference import ProbabilityClassifier, load_classifier
+from loopline.inference import ProbabilityClassifier, TokenClassifier, load_classifier
 from loopline.pipeline.champion import fetch_model_dir
 
 logger = logging.getLogger(__name__)
@@ -29,16 +29,21 @@ CANARY_TEXTS = (
 CANARY_BUDGET_MS = 2_000.0  # the canary's slowest text, on a cold model; far above a healthy answer
 
 
-def run_canary(classifier: ProbabilityClassifier, texts: Sequence[str] = CANARY_TEXTS) -> None:
-    """Answer a fixed set of texts as the service would, within the latency budget, with probabilities."""
+def run_canary(
+    classifier: ProbabilityClassifier | TokenClassifier, texts: Sequence[str] = CANARY_TEXTS
+) -> None:
+    """Answer a fixed set of texts as the service would, within the latency budget, with probabilities
+    (one distribution per text, or per word for a token classifier)."""
     for text in texts:
         started = time.perf_counter()
-        probabilities = classifier.predict_proba([text])
+        if isinstance(classifier, TokenClassifier):
+            rows = classifier.word_probabilities([text.split()])[0]
+        else:
+            rows = classifier.predict_proba([text])
         elapsed_ms = (time.perf_counter() - started) * 1000
         if elapsed_ms > CANARY_BUDGET_MS:
             raise RuntimeError(f"canary: {elapsed_ms:.0f} ms for one text (budget {CANARY_BUDGET_MS:.0f} ms)")
-        row = probabilities[0]
-        if not np.all(np.isfinite(row)) or abs(float(row.sum()) - 1.0) > 1e-3:
+        if not np.all(np.isfinite(rows)) or np.any(np.abs(rows.sum(axis=-1) - 1.0) > 1e-3):
             raise RuntimeError("canary: the model does not return probabilities (damaged weights?)")
 
 

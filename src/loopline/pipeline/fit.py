@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from loopline.config import Settings
+from loopline.tasks import get_task
 from loopline.tracking import log_file, log_flat_params, mlflow_client
 from loopline.training.trainer import EpochMetrics, TrainResult, train_model
 
@@ -26,6 +27,7 @@ def fit_candidate(
     init_model_dir: str | None = None,
 ) -> TrainResult:
     """Train (cold from the base model, or warm from ``init_model_dir``), logging each epoch to ``run_id``."""
+    task = get_task(settings.task)
     if run_id:
         log_flat_params(run_id, settings.training.model_dump(), "training.")
         log_flat_params(
@@ -34,6 +36,7 @@ def fit_candidate(
                 "base_model": settings.resolved_base_model,
                 "init_model": init_model_dir or "",
                 "train_rows": len(train_df),
+                "task": task.name,
             },
         )
     result = train_model(
@@ -44,30 +47,35 @@ def fit_candidate(
         output_dir,
         labels=labels,
         init_model_dir=init_model_dir,
-        on_epoch_end=_epoch_logger(run_id) if run_id else None,
+        on_epoch_end=_epoch_logger(run_id, task.primary_name) if run_id else None,
+        task=task,
     )
     if run_id:
         client = mlflow_client()
         client.log_metric(run_id, "train.samples_per_s", result.samples_per_s)
         client.log_metric(run_id, "train.tokens_per_s", result.tokens_per_s)
-        client.log_metric(run_id, "train.best_val_macro_f1", result.best_val_macro_f1)
+        client.log_metric(run_id, f"train.best_val_{result.score_name}", result.best_val_score)
+        if result.truncated_words:
+            client.log_metric(run_id, "train.truncated_words", result.truncated_words)
         client.set_tag(run_id, "loopline.device", result.device)
         log_file(run_id, output_dir / "results.json", "training")
     return result
 
 
-def _epoch_logger(run_id: str) -> Callable[[EpochMetrics], None]:
+def _epoch_logger(run_id: str, score_name: str) -> Callable[[EpochMetrics], None]:
     client = mlflow_client()
+    # MLflow names: the score under the task's own name (epoch.val_macro_f1, epoch.val_entity_f1).
+    names = {
+        "train_loss": "train_loss",
+        "val_accuracy": "val_accuracy",
+        "val_score": f"val_{score_name}",
+        "samples_per_s": "samples_per_s",
+        "tokens_per_s": "tokens_per_s",
+        "seconds": "seconds",
+    }
 
     def log_epoch(metrics: EpochMetrics) -> None:
-        for name in (
-            "train_loss",
-            "val_accuracy",
-            "val_macro_f1",
-            "samples_per_s",
-            "tokens_per_s",
-            "seconds",
-        ):
-            client.log_metric(run_id, f"epoch.{name}", float(getattr(metrics, name)), step=metrics.epoch)
+        for field, name in names.items():
+            client.log_metric(run_id, f"epoch.{name}", float(getattr(metrics, field)), step=metrics.epoch)
 
     return log_epoch

@@ -11,10 +11,10 @@ import mlflow
 import pandas as pd
 
 from loopline.config import Settings
-from loopline.contracts import ContractResult, validate_training_data
-from loopline.data.loading import load_labelled_text
+from loopline.contracts import ContractResult
 from loopline.data.snapshots import DatasetVersion, save_snapshot
 from loopline.errors import ContractViolation
+from loopline.tasks import get_task
 from loopline.tracking import active_run, log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -37,14 +37,22 @@ def ingest_training_data(
     run_id: str | None = None,
 ) -> IngestOutcome:
     """Load → validate → snapshot. A failed contract is logged to the run, then re-raised."""
-    frame = load_labelled_text(
-        data_path, text_column or settings.text_column, label_column or settings.label_column
+    task = get_task(settings.task)
+    frame = task.read_labelled(
+        Path(data_path),
+        text_column or settings.text_column,
+        label_column or settings.label_column,
+        settings.encoding,
+        settings.label_map,
     )
-    logger.info("Loaded %d rows with %d labels from %s", len(frame), frame["label"].nunique(), data_path)
+    logger.info(
+        "Loaded %d rows with %d classes from %s",
+        len(frame),
+        len(task.classes(frame["label"].dropna())),
+        data_path,
+    )
     try:
-        result = validate_training_data(
-            frame, settings.contract, source=str(data_path), quarantine_dir=settings.quarantine_dir
-        )
+        result = task.validate_training(frame, settings.contract, str(data_path), settings.quarantine_dir)
     except ContractViolation as err:
         if run_id and isinstance(err.result, ContractResult):
             log_contract_result(run_id, err.result)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, require_champion
 from loopline.pipeline.reference import load_reference
+from loopline.tasks import get_task, task_of_model
 from loopline.tracking import log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -154,8 +156,41 @@ def _check_window(
         detector,
         reference_accuracy=_champion_accuracy(champion),
         held_out=loaded.held_out,
+        label_units=_label_units(champion.model_dir),
     )
+    if (
+        task_of_model(champion.model_dir).name == "token"
+    ):  # Evidently: a category per sentence, not per tag string
+        reference, current, held_out = _as_strata(reference), _as_strata(current), _as_strata(loaded.held_out)
+        return report, _evidently_html(settings, reference, current, held_out, run_id)
     return report, _evidently_html(settings, reference, current, loaded.held_out, run_id)
+
+
+_Inputs = TypeVar("_Inputs", DriftInputs, ReferenceScores)
+
+
+def _as_strata(inputs: _Inputs) -> _Inputs:
+    """Tag strings → the sentence's entity types (``LOC+PER``, or ``O``) for Evidently's pages."""
+    strata = get_task("token").strata
+
+    def mapped(values: Sequence[Any] | None) -> list[Any] | None:
+        if values is None:
+            return None
+        keys = strata(pd.Series([v if v is not None else "" for v in values], dtype=object)).tolist()
+        return [None if v is None else k for v, k in zip(values, keys, strict=True)]
+
+    changes: dict[str, Any] = {"predicted_labels": mapped(inputs.predicted_labels)}
+    if isinstance(inputs, DriftInputs):
+        changes["labels"] = mapped(inputs.labels)
+    return replace(inputs, **changes)
+
+
+def _label_units(model_dir: Path) -> Callable[[Sequence[str]], list[str]] | None:
+    """Token models: drift on entity types per mention (sequence models: the labels as they are)."""
+    task = task_of_model(model_dir)
+    if task.name == "sequence":
+        return None
+    return lambda values: task.label_units(pd.Series(list(values), dtype=object)).tolist()
 
 
 def _champion_accuracy(champion: Champion) -> float | None:

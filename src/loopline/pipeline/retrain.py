@@ -21,6 +21,8 @@ from loopline.feedback.store import FeedbackStore
 from loopline.model_files import read_labels
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
+from loopline.pipeline.relabel import relabel_outside
+from loopline.tasks import get_task
 from loopline.tracking import mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -37,12 +39,14 @@ class RetrainPlan:
     champion_version: str
     champion_dir: Path
     labels: list[str]
-    new_labels: list[str]
+    new_labels: list[str]  # head labels the champion lacks (B-/I- rows of new entity types, for tokens)
     feedback_ids: list[int]
     batch_ids: list[str]
     retrain_key: str
     test_version: str
     eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])  # frames the gate scores
+    new_classes: list[str] = field(default_factory=list)  # what the gate checks as new: labels or types
+    relabelled_words: int = 0  # token task: O-tagged words of old types set from the champion
 
     def frame(self, name: str) -> pd.DataFrame:
         return pd.read_parquet(self.data_dir / f"{name}.parquet")
@@ -57,12 +61,23 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
             where=settings.resolved_feedback_db_url,
             hint="import feedback with `loopline feedback import FILE` first.",
         )
+    task = get_task(settings.task)
     old_labels = read_labels(champion.model_dir)
-    new_labels = sorted(set(feedback["label"].astype(str)) - set(old_labels))
+    labels = task.extend_labels(old_labels, feedback["label"].astype(str))
+    new_labels = labels[len(old_labels) :]
+    feedback_rows = feedback[["text", "label"]].astype(str)
+    relabelled = 0
+    if task.name == "token" and settings.training.relabel_outside_above is not None:
+        feedback_rows, relabelled = relabel_outside(
+            feedback_rows,
+            champion.model_dir,
+            settings.training.relabel_outside_above,
+            settings.training.max_length,
+        )
     test_version = champion.test_version
     base = load_splits(settings, test_version)
     replay = _replay_buffer(settings, base.train)
-    parts = create_splits(feedback[["text", "label"]].astype(str), FEEDBACK_SPLIT, settings.training.seed)
+    parts = create_splits(feedback_rows, FEEDBACK_SPLIT, settings.training.seed, task.strata)
     frames = {
         "train": pd.concat([parts.train, replay.sample()[["text", "label"]]], ignore_index=True),
         "validation": pd.concat([base.validation, parts.validation], ignore_index=True),
@@ -88,8 +103,10 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         data_dir=run_dir,
         champion_version=champion.version,
         champion_dir=champion.model_dir,
-        labels=[*old_labels, *new_labels],
+        labels=labels,
         new_labels=new_labels,
+        new_classes=sorted(task.classes(new_labels)),
+        relabelled_words=relabelled,
         feedback_ids=ids,
         batch_ids=sorted(set(feedback["batch_id"].astype(str))),
         retrain_key=retrain_key(ids),
@@ -120,14 +137,21 @@ def finish_retrain(settings: Settings, store: FeedbackStore, plan: RetrainPlan, 
     ``version``. Marking comes last, so a round killed before it is finished by the next run; the
     buffers skip an update they already hold (keyed by the retrain key)."""
     seed = settings.training.seed
+    strata = get_task(settings.task).strata
     if settings.replay.per_class > 0:
         buffer = ReplayBuffer.load(replay_path(settings))
-        buffer.update(plan.frame("feedback_train"), settings.replay.per_class, seed, key=plan.retrain_key)
+        buffer.update(
+            plan.frame("feedback_train"), settings.replay.per_class, seed, key=plan.retrain_key, strata=strata
+        )
         buffer.save()
     if settings.gate.regression_per_class > 0:
         holdouts = ReplayBuffer.load(regression_path(settings))
         holdouts.update(
-            plan.frame("feedback"), settings.gate.regression_per_class, seed, key=plan.retrain_key
+            plan.frame("feedback"),
+            settings.gate.regression_per_class,
+            seed,
+            key=plan.retrain_key,
+            strata=strata,
         )
         holdouts.save()
     crash_point("retrain.buffers")
@@ -161,5 +185,6 @@ def _replay_buffer(settings: Settings, base_train: pd.DataFrame) -> ReplayBuffer
         return ReplayBuffer(path)
     buffer = ReplayBuffer.load(path)
     if len(buffer) == 0:
-        buffer.update(base_train, settings.replay.per_class, settings.training.seed).save()
+        strata = get_task(settings.task).strata
+        buffer.update(base_train, settings.replay.per_class, settings.training.seed, strata=strata).save()
     return buffer

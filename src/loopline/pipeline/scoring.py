@@ -16,9 +16,10 @@ import pandas as pd
 
 from loopline.config import Settings
 from loopline.data.loading import load_labelled_text
+from loopline.data.tagged import words_with_offsets
 from loopline.errors import DataError
 from loopline.feedback.store import FeedbackStore, PredictionRecord
-from loopline.inference import Classifier, load_classifier
+from loopline.inference import Classifier, TokenClassifier, load_classifier
 from loopline.monitoring.embeddings import embed_texts
 from loopline.pipeline.champion import fetch_model_dir
 from loopline.registry.models import get_alias_version, get_version
@@ -101,8 +102,19 @@ def _resolve_version(settings: Settings, alias: str, version: str | None) -> str
 
 
 def _predict_chunk(
-    classifier: Classifier, texts: list[str], version: str, batch_id: str | None, top_k: int
+    classifier: Classifier | TokenClassifier, texts: list[str], version: str, batch_id: str | None, top_k: int
 ) -> list[PredictionRecord]:
+    if isinstance(classifier, TokenClassifier):  # one tag string per text, its lowest word confidence
+        # Raw text → words and punctuation, as training data is split; the record keeps that form,
+        # so a corrected tag string sent back lines up with its words.
+        texts = [" ".join(word for word, _, _ in words_with_offsets(text)) for text in texts]
+        tags, confidences = classifier.predict(texts)
+        return [
+            PredictionRecord(
+                text=t, predicted_label=g, confidence=float(c), model_version=version, batch_id=batch_id
+            )
+            for t, g, c in zip(texts, tags, confidences, strict=True)
+        ]
     probabilities = classifier.predict_proba(texts)
     labels = classifier.labels
     records = []

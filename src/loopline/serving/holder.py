@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
-from loopline.inference import ProbabilityClassifier, load_classifier
+from loopline.inference import ProbabilityClassifier, TokenClassifier, load_classifier
 from loopline.pipeline.canary import run_canary
 from loopline.pipeline.champion import PRODUCTION, fetch_model_dir, test_version_of
 from loopline.registry.models import get_alias_version
@@ -94,6 +94,13 @@ class ModelHolder:
     def _load(self, version: str, tags: dict[str, str]) -> Served:
         model_dir = fetch_model_dir(self.settings, version)
         torch_model = load_classifier(model_dir, device="cpu", max_length=self.settings.training.max_length)
+        if isinstance(torch_model, TokenClassifier):
+            raise LooplineError(
+                f"v{version} is a token classifier (NER); the service answers sequence classifiers only.",
+                where=str(model_dir),
+                hint="Use the registered pyfunc model for entity spans: "
+                "mlflow.pyfunc.load_model('models:/NAME@production').predict(texts).",
+            )
         classifier, runtime = fast_classifier(
             self.settings, version, model_dir, torch_model, test_version_of(tags)
         )

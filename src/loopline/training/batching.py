@@ -36,17 +36,23 @@ def encode_texts(
     return list(encoded["input_ids"])
 
 
+#: Target of a subword that is not trained (cross-entropy's default ``ignore_index``).
+IGNORE_INDEX = -100
+
+Target = int | list[int]  # a class id per text, or one id per subword (token classification)
+
+
 @dataclass(frozen=True)
 class EncodedDataset(Dataset):
-    """Tokenised texts with optional label ids; items are ``(input_ids, label_id or -1)``."""
+    """Tokenised texts with optional targets; items are ``(input_ids, target or -1)``."""
 
     input_ids: list[list[int]]
-    label_ids: list[int] | None = None
+    label_ids: Sequence[Target] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def __getitem__(self, index: int) -> tuple[list[int], int]:
+    def __getitem__(self, index: int) -> tuple[list[int], Target]:
         label = -1 if self.label_ids is None else self.label_ids[index]
         return self.input_ids[index], label
 
@@ -129,12 +135,21 @@ def pad_batch(
 
 @dataclass(frozen=True)
 class PaddingCollator:
-    """``collate_fn`` for ``EncodedDataset`` items: dynamic padding plus a ``labels`` tensor."""
+    """``collate_fn`` for ``EncodedDataset`` items: dynamic padding plus a ``labels`` tensor (per-subword
+    targets are padded with ``IGNORE_INDEX`` to the batch's length)."""
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
 
-    def __call__(self, items: Sequence[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: Sequence[tuple[list[int], Target]]) -> dict[str, torch.Tensor]:
         batch = pad_batch([ids for ids, _ in items], self.pad_token_id, self.pad_to_multiple_of)
-        batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)
+        targets = [target for _, target in items]
+        if targets and isinstance(targets[0], list):
+            labels = torch.full(batch["input_ids"].shape, IGNORE_INDEX, dtype=torch.long)
+            for row, target in enumerate(targets):
+                per_subword = torch.as_tensor(target, dtype=torch.long)
+                labels[row, : len(per_subword)] = per_subword
+            batch["labels"] = labels
+        else:
+            batch["labels"] = torch.tensor(targets, dtype=torch.long)
         return batch

@@ -1,4 +1,4 @@
-"""Build a sequence classifier from a base model, warm-start from a champion, grow its head.
+"""Build a classifier (sequence or token) from a base model, warm-start from a champion, grow its head.
 
 Label order rule: a label keeps its id for the life of a model line. A warm start may only
 append labels (the champion's labels must be a prefix of the new list); new ones are appended
@@ -14,20 +14,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from loopline.errors import TrainingError
+from loopline.errors import LooplineError, TrainingError
 from loopline.model_files import read_labels
+from loopline.tasks import Task, get_task, task_of_model
 
 logger = logging.getLogger(__name__)
 
-#: Names under which transformers' sequence-classification models keep their output layer.
+#: Names under which transformers' sequence- and token-classification models keep their output layer.
 _HEAD_PATHS = ("classifier", "classifier.out_proj", "score", "classifier.linear", "logits_proj")
 #: New label rows start at the mean old logit minus this margin. The mean is already below the top
 #: logit, so no old prediction flips at growth; the margin only covers the noise. Keep it small:
@@ -99,7 +94,6 @@ def _label_config(labels: list[str]) -> dict[str, object]:
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
         "label2id": {label: i for i, label in enumerate(labels)},
-        "problem_type": "single_label_classification",
     }
 
 
@@ -110,18 +104,22 @@ def _require_dir(path: str, role: str, hint: str) -> Path:
     return model_path
 
 
-def build_model(base_model: str, labels: list[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A classifier with a fresh head for ``labels`` on top of ``base_model`` (a local model dir).
+def build_model(
+    base_model: str, labels: list[str], task: Task | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A classifier of ``task`` (default: sequence) with a fresh head for ``labels`` on top of
+    ``base_model`` (a local model dir).
 
     A sentence-transformers folder (a plain ``BertModel`` checkpoint) works: the encoder weights
     are loaded and the classification head is initialised.
     """
+    task = task or get_task("sequence")
     labels = check_labels(labels)
     path = _require_dir(
         base_model, "base model", "Pass the folder of a saved transformers model (config.json, weights)."
     )
     with _quiet_head_init():
-        model, info = AutoModelForSequenceClassification.from_pretrained(
+        model, info = task.model_class.from_pretrained(
             path, **_label_config(labels), output_loading_info=True
         )
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -130,30 +128,39 @@ def build_model(base_model: str, labels: list[str]) -> tuple[PreTrainedModel, Pr
     return model, tokenizer
 
 
-def _load_classifier_dir(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _load_classifier_dir(model_dir: str, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     path = _require_dir(
         model_dir, "model to warm-start from", "Pass the folder of a fine-tuned loopline model."
     )
-    config = AutoConfig.from_pretrained(path)
-    archs = config.architectures or []
-    if not any(arch.endswith("ForSequenceClassification") for arch in archs):
+    try:
+        found = task_of_model(path)
+    except LooplineError as err:
         raise TrainingError(
-            f"The model is not a fine-tuned sequence classifier (architectures={archs}).",
+            err.what,
             where=str(path),
             hint="Pass a base encoder as base_model, and only fine-tuned classifiers as init_model_dir.",
+        ) from None
+    if found.name != task.name:
+        raise TrainingError(
+            f"The model to warm-start from is a {found.name} classifier, but the task is {task.name}.",
+            where=str(path),
+            hint=f'Set task = "{found.name}" (--task {found.name}), or start a new model line for '
+            f"the {task.name} task (another model_name).",
         )
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    model = task.model_class.from_pretrained(path)
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def warm_start(model_dir: str, labels: list[str]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def warm_start(
+    model_dir: str, labels: list[str], task: Task | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a fine-tuned classifier; grow its head when ``labels`` appends new labels.
 
     The model's labels must be a prefix of ``labels`` (same labels, same order): label ids never
     change, so past predictions, metrics and the replay buffer stay comparable.
     """
     labels = check_labels(labels)
-    model, tokenizer = _load_classifier_dir(model_dir)
+    model, tokenizer = _load_classifier_dir(model_dir, task or get_task("sequence"))
     old = model_labels(model)
     if labels[: len(old)] != old:
         missing = [label for label in old if label not in labels]
@@ -171,7 +178,7 @@ def warm_start(model_dir: str, labels: list[str]) -> tuple[PreTrainedModel, PreT
 
 
 def _head_layer(model: PreTrainedModel) -> tuple[str, nn.Linear]:
-    """The output ``nn.Linear`` (one row per label) of a sequence-classification model."""
+    """The output ``nn.Linear`` (one row per label) of a sequence- or token-classification model."""
     num_labels = model.config.num_labels
     for dotted in _HEAD_PATHS:
         module: nn.Module | None = model

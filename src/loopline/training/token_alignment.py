@@ -16,8 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from loopline.data.tagged import TaggedSentence
 from loopline.errors import DataError
-
-IGNORE = -100
+from loopline.training.batching import IGNORE_INDEX as IGNORE
 
 
 @dataclass(frozen=True)

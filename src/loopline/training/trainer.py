@@ -1,59 +1,64 @@
-"""Fine-tune a sequence classifier: one epoch loop, early stopping, resumable checkpoints.
+"""Fine-tune a classifier of any task: one epoch loop, early stopping, resumable checkpoints.
 
 ``train_model`` returns metrics and writes three things under ``output_dir``: ``model/`` (the
 best epoch, safetensors + tokenizer), ``results.json`` and, while a run is unfinished,
-``checkpoints/last.pt`` (everything needed to resume at the next epoch). Tracking (MLflow) is the
-caller's job, through ``on_epoch_end``.
+``checkpoints/last.pt`` (everything needed to resume at the next epoch). What differs between tasks
+(encoding, loss, decoding, the validation score) comes from the :class:`~loopline.tasks.Task`; inputs,
+the optimiser and the checkpoint files live in their own modules. Tracking (MLflow) is the caller's
+job, through ``on_epoch_end``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup, set_seed
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
 from loopline.config import TrainingConfig
 from loopline.errors import LooplineError, TrainingError
-from loopline.inference import predict_proba_encoded, resolve_device
-from loopline.training.batching import EncodedDataset, LengthGroupedSampler, PaddingCollator, encode_texts
-from loopline.training.model import (
-    build_model,
-    check_labels,
-    extend_labels,
-    load_model_labels,
-    warm_start,
+from loopline.forward import resolve_device
+from loopline.tasks import Task, get_task
+from loopline.training.batching import EncodedDataset, LengthGroupedSampler, PaddingCollator
+from loopline.training.checkpoint import (
+    CHECKPOINT_FILE,
+    remove_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+    save_json,
+    save_model,
 )
+from loopline.training.inputs import (
+    PreparedData,
+    check_frame,
+    check_val_labels,
+    fingerprint,
+    prepare_data,
+    resolve_labels,
+)
+from loopline.training.model import build_model, warm_start
+from loopline.training.optimiser import build_optimizer, build_scheduler
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = Path("checkpoints") / "last.pt"
+__all__ = ["CHECKPOINT_FILE", "EpochMetrics", "TrainResult", "save_results", "train_model"]
+
 MAX_GRAD_NORM = 1.0
-_HEAD_PREFIXES = ("classifier.", "pre_classifier.", "score.")
-# Settings that change how fast training runs, not what it computes: a resume may change them.
-_RUNTIME_ONLY = {"device", "num_threads", "eval_batch_size"}
 
 
 @dataclass(frozen=True)
 class EpochMetrics:
     """One epoch: mean train loss, validation scores, training-phase throughput and duration.
 
+    ``val_score`` is the task's primary score (macro-F1 for sequences, entity micro F1 for tokens).
     ``seconds`` is the training phase only (no validation), the time ``samples_per_s`` and
     ``tokens_per_s`` are measured over; tokens are real tokens, padding excluded.
     """
@@ -61,7 +66,7 @@ class EpochMetrics:
     epoch: int
     train_loss: float
     val_accuracy: float
-    val_macro_f1: float
+    val_score: float
     samples_per_s: float
     tokens_per_s: float
     seconds: float
@@ -72,19 +77,26 @@ class EpochMetrics:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Outcome of ``train_model``; ``model_dir`` holds the best epoch's model."""
+    """Outcome of ``train_model``; ``model_dir`` holds the best epoch's model.
+
+    ``score_name`` names the validation score (``macro_f1``, ``entity_f1``); ``truncated_words`` counts
+    words that ``max_length`` cut off (token task), so a too-short setting shows.
+    """
 
     model_dir: Path
     labels: list[str]
     history: list[EpochMetrics]
     best_epoch: int
-    best_val_macro_f1: float
+    best_val_score: float
     epochs_run: int
     stopped_early: bool
     samples_per_s: float
     tokens_per_s: float
     device: str
     num_train_rows: int
+    task: str = "sequence"
+    score_name: str = "macro_f1"
+    truncated_words: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,14 +116,21 @@ class _RunState:
     bad_epochs: int = 0
     stopped_early: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "history": [m.to_dict() for m in self.history]}
 
-@dataclass(frozen=True)
-class _Prepared:
-    """Tokenised train/validation data."""
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> _RunState:
+        history = [EpochMetrics(**_renamed(m)) for m in saved["history"]]
+        return cls(**{**saved, "history": history})
 
-    train: EncodedDataset
-    val_ids: list[list[int]]
-    val_labels: np.ndarray
+
+def _renamed(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints written before the task interface call the score val_macro_f1."""
+    if "val_macro_f1" in metrics:
+        metrics = {**metrics, "val_score": metrics["val_macro_f1"]}
+        del metrics["val_macro_f1"]
+    return metrics
 
 
 @dataclass
@@ -119,10 +138,11 @@ class _Run:
     """Everything one training run works with."""
 
     cfg: TrainingConfig
+    task: Task
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     labels: list[str]
-    data: _Prepared
+    data: PreparedData
     device: torch.device
     loader: DataLoader
     optimizer: torch.optim.Optimizer
@@ -130,6 +150,10 @@ class _Run:
     output_dir: Path
     fingerprint: str
     state: _RunState = field(default_factory=_RunState)
+
+    @property
+    def score_name(self) -> str:
+        return self.task.primary_name
 
 
 def train_model(
@@ -142,89 +166,32 @@ def train_model(
     labels: list[str] | None = None,
     init_model_dir: str | None = None,
     on_epoch_end: Callable[[EpochMetrics], None] | None = None,
+    task: Task | None = None,
 ) -> TrainResult:
     """Fine-tune on ``train_df`` (columns text, label), select the best epoch on ``val_df``.
 
-    ``labels=None`` takes the sorted labels of ``train_df`` or, warm-starting from
-    ``init_model_dir``, the champion's labels followed by new ones, sorted. With ``init_model_dir``
-    the champion is loaded (head grown for new labels) instead of ``base_model``. An unfinished
-    run with the same labels, data and settings in ``output_dir`` resumes at its next epoch.
-    ``on_epoch_end`` is called after each epoch's checkpoint is written.
+    ``task`` (default: sequence classification) says what the rows mean. ``labels=None`` takes the
+    task's label space of ``train_df`` or, warm-starting from ``init_model_dir``, the champion's labels
+    followed by new ones. With ``init_model_dir`` the champion is loaded (head grown for new labels)
+    instead of ``base_model``. An unfinished run with the same labels, data and settings in
+    ``output_dir`` resumes at its next epoch. ``on_epoch_end`` is called after each epoch's checkpoint
+    is written.
     """
+    task = task or get_task("sequence")
     output_dir = Path(output_dir)
-    _check_frame(train_df, "train_df")
-    _check_frame(val_df, "val_df")
-    labels = _resolve_labels(train_df, labels, init_model_dir)
-    _check_val_labels(val_df, labels)
+    check_frame(train_df, "train_df")
+    check_frame(val_df, "val_df")
+    labels = resolve_labels(task, train_df, labels, init_model_dir)
+    check_val_labels(task, val_df, labels)
     output_dir.mkdir(parents=True, exist_ok=True)
     with _torch_threads(cfg.num_threads):
-        run = _setup_run(train_df, val_df, cfg, base_model, output_dir, labels, init_model_dir)
+        run = _setup_run(task, train_df, val_df, cfg, base_model, output_dir, labels, init_model_dir)
         _log_run_block(run, train_df)
         _train_epochs(run, on_epoch_end)
     result = _result(run)
     save_results(result, output_dir / "results.json", cfg, base_model, init_model_dir)
-    (output_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # finished: model/ and results.json remain
+    remove_checkpoint(output_dir)  # finished: model/ and results.json remain
     return result
-
-
-# ---------------------------------------------------------------- input checks
-
-
-def _check_frame(df: pd.DataFrame, name: str) -> None:
-    missing = [column for column in ("text", "label") if column not in df.columns]
-    if missing:
-        raise TrainingError(
-            f"{name} lacks column(s) {missing}; it has {list(df.columns)}.",
-            where=name,
-            hint="Load data with loopline.data.loading.load_labelled_text (it names text and label columns).",
-        )
-    if df.empty:
-        raise TrainingError(
-            f"{name} has no rows.",
-            where=name,
-            hint="Check the data contract's quarantine report: every row may have been rejected.",
-        )
-    bad = df.index[~df["text"].map(lambda text: isinstance(text, str)) | df["label"].isna()]
-    if len(bad):
-        raise TrainingError(
-            f"{name} has {len(bad)} rows with a missing text or label.",
-            where=f"{name} rows {_row_refs(df, bad)}",
-            hint="Run the training-data contract first; it quarantines such rows.",
-        )
-
-
-def _row_refs(df: pd.DataFrame, index: pd.Index, limit: int = 5) -> str:
-    rows = df.loc[index[:limit], "source_row"] if "source_row" in df.columns else index[:limit]
-    return ", ".join(str(row) for row in rows) + (" …" if len(index) > limit else "")
-
-
-def _resolve_labels(
-    train_df: pd.DataFrame, labels: list[str] | None, init_model_dir: str | None
-) -> list[str]:
-    seen = sorted(train_df["label"].astype(str).unique())
-    if labels is None:
-        labels = extend_labels(load_model_labels(init_model_dir), seen) if init_model_dir else seen
-        return check_labels(labels, where="labels of train_df")
-    labels = check_labels(labels)
-    unknown = sorted(set(seen) - set(labels))
-    if unknown:
-        raise TrainingError(
-            f"train_df has labels that are not in `labels`: {unknown[:10]}.",
-            where="train_df column label",
-            hint="Add them to `labels` (appended at the end) or pass labels=None.",
-        )
-    return labels
-
-
-def _check_val_labels(val_df: pd.DataFrame, labels: list[str]) -> None:
-    unknown_rows = val_df.index[~val_df["label"].astype(str).isin(labels)]
-    if len(unknown_rows):
-        names = sorted(val_df.loc[unknown_rows, "label"].astype(str).unique())
-        raise TrainingError(
-            f"val_df has {len(unknown_rows)} rows with labels the model will not know: {names[:10]}.",
-            where=f"val_df rows {_row_refs(val_df, unknown_rows)}",
-            hint="Put rows of every label into the training data, or drop these rows from validation.",
-        )
 
 
 # ---------------------------------------------------------------- setup
@@ -242,6 +209,7 @@ def _torch_threads(num_threads: int | None) -> Iterator[None]:
 
 
 def _setup_run(
+    task: Task,
     train_df: pd.DataFrame,
     val_df: pd.DataFrame,
     cfg: TrainingConfig,
@@ -256,33 +224,21 @@ def _setup_run(
         raise TrainingError(err.what, hint=err.hint) from err
     set_seed(cfg.seed)
     model, tokenizer = (
-        warm_start(init_model_dir, labels) if init_model_dir else build_model(base_model, labels)
+        warm_start(init_model_dir, labels, task) if init_model_dir else build_model(base_model, labels, task)
     )
     model.to(device)  # type: ignore[arg-type]  # transformers' stub of .to() is narrower than torch's
-    data = _prepare_data(train_df, val_df, tokenizer, labels, cfg.max_length)
+    data = prepare_data(task, train_df, val_df, tokenizer, labels, cfg.max_length)
     loader = _train_loader(data.train, tokenizer, cfg, device)
-    optimizer = _build_optimizer(model, cfg, device)
-    total_steps = cfg.epochs * len(loader)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    run = _Run(cfg, model, tokenizer, labels, data, device, loader, optimizer, scheduler, output_dir, "")
-    run.fingerprint = _fingerprint(cfg, labels, base_model, init_model_dir, train_df, val_df)
-    _resume_if_possible(run)
+    optimizer = build_optimizer(model, cfg, device)
+    scheduler = build_scheduler(optimizer, cfg, len(loader))
+    identity = fingerprint(cfg, task, labels, base_model, init_model_dir, train_df, val_df)
+    run = _Run(
+        cfg, task, model, tokenizer, labels, data, device, loader, optimizer, scheduler, output_dir, identity
+    )
+    saved = resume_checkpoint(output_dir, identity, model, optimizer, scheduler)
+    if saved is not None:
+        run.state = _RunState.from_dict(saved)
     return run
-
-
-def _prepare_data(
-    train_df: pd.DataFrame,
-    val_df: pd.DataFrame,
-    tokenizer: PreTrainedTokenizerBase,
-    labels: list[str],
-    max_length: int,
-) -> _Prepared:
-    label2id = {label: i for i, label in enumerate(labels)}
-    train_ids = encode_texts(tokenizer, train_df["text"].tolist(), max_length)
-    train_labels = [label2id[label] for label in train_df["label"].astype(str)]
-    val_ids = encode_texts(tokenizer, val_df["text"].tolist(), max_length)
-    val_labels = np.array([label2id[label] for label in val_df["label"].astype(str)], dtype=np.int64)
-    return _Prepared(EncodedDataset(train_ids, train_labels), val_ids, val_labels)
 
 
 def _train_loader(
@@ -294,55 +250,21 @@ def _train_loader(
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, pin_memory=cuda)
 
 
-def _build_optimizer(model: PreTrainedModel, cfg: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and LayerNorm weights; the head may get its own rate."""
-    head_lr = cfg.head_learning_rate or cfg.learning_rate
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            key = (name.startswith(_HEAD_PREFIXES), param.ndim >= 2)
-            groups.setdefault(key, []).append(param)
-    param_groups = [
-        {
-            "params": params,
-            "lr": head_lr if is_head else cfg.learning_rate,
-            "weight_decay": cfg.weight_decay if decays else 0.0,
-        }
-        for (is_head, decays), params in sorted(groups.items())
-    ]
-    # The fused kernel exists for CPU too: ~10x faster steps than the per-tensor default there.
-    fused = device.type in {"cpu", "cuda"}
-    return torch.optim.AdamW(param_groups, lr=cfg.learning_rate, fused=fused, foreach=None if fused else True)
-
-
-def _fingerprint(
-    cfg: TrainingConfig,
-    labels: list[str],
-    base_model: str,
-    init_model_dir: str | None,
-    train_df: pd.DataFrame,
-    val_df: pd.DataFrame,
-) -> str:
-    """Identity of a run: a checkpoint resumes only a run with the same fingerprint."""
-    digest = hashlib.sha256()
-    settings = {k: v for k, v in cfg.model_dump().items() if k not in _RUNTIME_ONLY}
-    identity = {"cfg": settings, "labels": labels, "base": str(base_model), "init": str(init_model_dir)}
-    digest.update(json.dumps(identity, sort_keys=True).encode())
-    for df in (train_df, val_df):
-        frame = df[["text", "label"]].astype(str)
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     cfg, steps = run.cfg, len(run.loader)
     precision = "bf16 autocast" if run.device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads"
     first = run.data.train.input_ids[0]
-    logger.info("***** Running training *****")
-    logger.info("  Num examples = %d (validation %d)", len(run.data.train), len(run.data.val_ids))
+    logger.info("***** Running training (%s classification) *****", run.task.name)
+    logger.info("  Num examples = %d (validation %d)", len(run.data.train), len(run.data.val.input_ids))
     logger.info("  Num labels = %d: %s", len(run.labels), ", ".join(run.labels[:20]))
     logger.info("  Num epochs = %d (early stopping patience %d)", cfg.epochs, cfg.early_stopping_patience)
     logger.info("  Batch size = %d, max length = %d", cfg.batch_size, cfg.max_length)
+    if run.data.truncated_words:
+        logger.warning(
+            "  %d words are beyond max_length = %d subwords and are not trained on (raise max_length)",
+            run.data.truncated_words,
+            cfg.max_length,
+        )
     logger.info("  Steps per epoch = %d, total optimization steps = %d", steps, steps * cfg.epochs)
     logger.info(
         "  Learning rate = %g (head %g)", cfg.learning_rate, cfg.head_learning_rate or cfg.learning_rate
@@ -351,7 +273,7 @@ def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     logger.info(
         "  Example: text=%r label=%r tokens=%s",
         str(train_df["text"].iloc[0])[:200],
-        str(train_df["label"].iloc[0]),
+        str(train_df["label"].iloc[0])[:200],
         run.tokenizer.convert_ids_to_tokens(first[:24]),
     )
     if run.state.epoch:
@@ -369,26 +291,31 @@ def _train_epochs(run: _Run, on_epoch_end: Callable[[EpochMetrics], None] | None
         metrics = _run_epoch(run, epoch)
         state = run.state
         state.epoch, state.history = epoch, [*state.history, metrics]
-        if metrics.val_macro_f1 > state.best_score:
-            state.best_score, state.best_epoch, state.bad_epochs = metrics.val_macro_f1, epoch, 0
+        if metrics.val_score > state.best_score:
+            state.best_score, state.best_epoch, state.bad_epochs = metrics.val_score, epoch, 0
             save_model(run.model, run.tokenizer, run.output_dir / "model")
         else:
             state.bad_epochs += 1
             state.stopped_early = bool(patience) and state.bad_epochs >= patience and epoch < run.cfg.epochs
-        _save_checkpoint(run)
+        save_checkpoint(
+            run.output_dir, run.fingerprint, state.to_dict(), run.model, run.optimizer, run.scheduler
+        )
         logger.info(
-            "Epoch %d/%d: loss %.4f, val accuracy %.4f, val macro-F1 %.4f, %.1f samples/s, %.0f tokens/s%s",
+            "Epoch %d/%d: loss %.4f, val accuracy %.4f, val %s %.4f, %.1f samples/s, %.0f tokens/s%s",
             epoch,
             run.cfg.epochs,
             metrics.train_loss,
             metrics.val_accuracy,
-            metrics.val_macro_f1,
+            run.score_name,
+            metrics.val_score,
             metrics.samples_per_s,
             metrics.tokens_per_s,
             " (best)" if state.best_epoch == epoch else "",
         )
         if state.stopped_early:
-            logger.info("Early stopping: no validation macro-F1 gain for %d epoch(s).", state.bad_epochs)
+            logger.info(
+                "Early stopping: no validation %s gain for %d epoch(s).", run.score_name, state.bad_epochs
+            )
         if on_epoch_end is not None:
             on_epoch_end(metrics)
 
@@ -396,12 +323,12 @@ def _train_epochs(run: _Run, on_epoch_end: Callable[[EpochMetrics], None] | None
 def _run_epoch(run: _Run, epoch: int) -> EpochMetrics:
     run.loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
     loss, samples, tokens, seconds = _train_one_epoch(run)
-    accuracy, macro_f1 = _validate(run)
+    accuracy, score = _validate(run)
     return EpochMetrics(
         epoch=epoch,
         train_loss=loss,
         val_accuracy=accuracy,
-        val_macro_f1=macro_f1,
+        val_score=score,
         samples_per_s=samples / seconds,
         tokens_per_s=tokens / seconds,
         seconds=seconds,
@@ -424,7 +351,7 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
         targets = batch.pop("labels")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = model(**batch).logits
-        loss = F.cross_entropy(logits.float(), targets, label_smoothing=cfg.label_smoothing)
+        loss = run.task.loss(logits, targets, cfg.label_smoothing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
         run.optimizer.step()
@@ -436,18 +363,17 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
 
 
 def _validate(run: _Run) -> tuple[float, float]:
-    probabilities = predict_proba_encoded(
+    """Validation accuracy and the task's primary score."""
+    decoded = run.task.predict_encoded(
         run.model,
-        run.data.val_ids,
+        run.data.val,
+        run.labels,
         pad_token_id=run.tokenizer.pad_token_id or 0,
         device=run.device,
         batch_size=run.cfg.eval_batch_size,
     )
-    predicted = probabilities.argmax(axis=1)
-    truth = run.data.val_labels
-    accuracy = float((predicted == truth).mean())
-    macro_f1 = float(f1_score(truth, predicted, average="macro", zero_division=0))
-    return accuracy, macro_f1
+    metrics = run.task.metrics(run.data.val_values, decoded.labels, decoded.confidences, run.labels)
+    return metrics.accuracy, metrics.primary
 
 
 def _result(run: _Run) -> TrainResult:
@@ -458,37 +384,17 @@ def _result(run: _Run) -> TrainResult:
         labels=list(run.labels),
         history=list(history),
         best_epoch=run.state.best_epoch,
-        best_val_macro_f1=run.state.best_score,
+        best_val_score=run.state.best_score,
         epochs_run=len(history),
         stopped_early=run.state.stopped_early,
         samples_per_s=sum(m.samples_per_s * m.seconds for m in history) / seconds,
         tokens_per_s=sum(m.tokens_per_s * m.seconds for m in history) / seconds,
         device=str(run.device),
         num_train_rows=len(run.data.train),
+        task=run.task.name,
+        score_name=run.score_name,
+        truncated_words=run.data.truncated_words,
     )
-
-
-# ---------------------------------------------------------------- files
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move a fully written folder into place; a crash leaves the old or the new one, not a mix."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, model_dir: Path) -> Path:
-    """Save a classifier (safetensors, config with id2label, tokenizer) atomically to ``model_dir``."""
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    _replace_dir(tmp, model_dir)
-    return model_dir
 
 
 def save_results(
@@ -502,63 +408,4 @@ def save_results(
     payload = result.to_dict()
     if cfg is not None:
         payload["params"] = {**cfg.model_dump(), "base_model": base_model, "init_model_dir": init_model_dir}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
-
-
-def _rng_state() -> dict[str, Any]:
-    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
-    kind, keys, pos, has_gauss, cached = legacy
-    return {
-        "python": random.getstate(),
-        "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_checkpoint(run: _Run) -> None:
-    state = run.state
-    payload = {
-        "fingerprint": run.fingerprint,
-        "run_state": {**asdict(state), "history": [m.to_dict() for m in state.history]},
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "rng": _rng_state(),
-    }
-    path = run.output_dir / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def _resume_if_possible(run: _Run) -> None:
-    path = run.output_dir / CHECKPOINT_FILE
-    if not path.is_file():
-        return
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("fingerprint") != run.fingerprint:
-        logger.warning("Ignoring checkpoint %s: it is from a run with other data, labels or settings.", path)
-        return
-    if not (run.output_dir / "model" / "config.json").is_file():
-        logger.warning("Ignoring checkpoint %s: its best model folder is missing.", path)
-        return
-    run.model.load_state_dict(payload["model"])
-    run.optimizer.load_state_dict(payload["optimizer"])
-    run.scheduler.load_state_dict(payload["scheduler"])
-    _set_rng_state(payload["rng"])
-    saved = payload["run_state"]
-    run.state = _RunState(**{**saved, "history": [EpochMetrics(**m) for m in saved["history"]]})
+    return save_json(payload, path)

@@ -39,7 +39,7 @@ def test_tiny_model_learns_the_keyword_task(learned):
     assert learned.epochs_run == 4 and not learned.stopped_early
     assert last.train_loss < first.train_loss
     assert max(m.val_accuracy for m in learned.history) > 0.5  # chance is 1/3
-    assert learned.best_val_macro_f1 == max(m.val_macro_f1 for m in learned.history)
+    assert learned.best_val_score == max(m.val_score for m in learned.history)
     assert learned.labels == ["billing", "delivery", "login"]  # labels=None: sorted train labels
     assert learned.device == "cpu" and learned.num_train_rows == 60
     assert learned.samples_per_s > 0 and learned.tokens_per_s > learned.samples_per_s  # >1 real token/text
@@ -96,7 +96,7 @@ def test_resume_continues_at_the_next_epoch(train_df, val_df, fast_cfg, tiny_mod
     # model, optimizer, scheduler and RNG state came back: the same numbers as an uninterrupted run
     for a, b in zip(resumed.history, straight.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
-        assert a.val_macro_f1 == pytest.approx(b.val_macro_f1)
+        assert a.val_score == pytest.approx(b.val_score)
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(train_df, val_df, fast_cfg, tiny_model_dir, tmp_path):
