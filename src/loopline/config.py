@@ -85,6 +85,12 @@ class ContractConfig(_Section):
 
     min_text_chars: int = Field(2, ge=1, description="Shortest accepted text, in characters.")
     max_text_chars: int = Field(2000, ge=1, description="Texts longer than this are truncated and counted.")
+    max_sentence_tokens: int = Field(
+        200,
+        ge=1,
+        description="Token data: sentences with more tokens than this are truncated (their tags with them) "
+        "and counted.",
+    )
     min_examples_per_label: int = Field(5, ge=1, description="Fewest rows a label needs to be trained on.")
     min_labels: int = Field(2, ge=2, description="A classifier needs at least this many labels.")
     max_duplicate_rate: float = Field(0.2, ge=0, le=1, description="Largest share of exact duplicate texts.")

@@ -7,12 +7,14 @@ computed on the surviving rows only, so a row that already failed does not count
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
 
 from loopline.contracts.gx_runner import ROW_ID
+from loopline.data.tagged import TaggedSentence, bio_problems, is_bio_tag
 from loopline.data.text import normalise_text, visible_text
 
 FLOOD_KEYS = ("user", "source")  # who gave the feedback, in order of preference
@@ -51,18 +53,31 @@ def add_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_duplicate_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """has_conflicting_label (+ conflicting_labels), is_duplicate (+ duplicate_of: first source_row)."""
+    """has_conflicting_label (+ conflicting_labels), is_duplicate (+ duplicate_of: first source_row);
+    texts compared case- and whitespace-insensitively."""
+    return _duplicate_columns(frame, frame["text"].map(normalise_text), frame["label"], ", ")
+
+
+def _duplicate_columns(frame: pd.DataFrame, key: pd.Series, label: pd.Series, separator: str) -> pd.DataFrame:
+    """Duplicate/conflict columns of rows grouped by ``key`` (the compared text) and ``label``."""
     out = frame.copy()
-    key = out["text"].map(normalise_text)
-    by_text = out.groupby(key)["label"]
+    by_text = label.groupby(key)
     out["has_conflicting_label"] = by_text.transform("nunique").gt(1).astype(bool)
-    out["conflicting_labels"] = by_text.transform(lambda labels: ", ".join(sorted(set(labels))))
-    repeated = pd.Series(
-        pd.MultiIndex.from_arrays([key, out["label"]]).duplicated(keep="first"), index=out.index
-    )
+    out["conflicting_labels"] = by_text.transform(lambda labels: separator.join(sorted(set(labels))))
+    repeated = pd.Series(pd.MultiIndex.from_arrays([key, label]).duplicated(keep="first"), index=out.index)
     out["is_duplicate"] = (~out["has_conflicting_label"] & repeated).astype(bool)
-    out["duplicate_of"] = out.groupby([key, out["label"]])["source_row"].transform("first")
+    out["duplicate_of"] = out["source_row"].groupby([key, label]).transform("first")
     return out
+
+
+def truncate_texts(rows: pd.DataFrame, max_chars: int) -> pd.DataFrame:
+    """The rows with their texts cut to ``max_chars`` characters."""
+    return rows.assign(text=rows["text"].str.slice(0, max_chars))
+
+
+def label_counts(labels: pd.Series) -> dict[str, int]:
+    """Rows per label, by label."""
+    return {str(label): int(count) for label, count in sorted(labels.astype(str).value_counts().items())}
 
 
 def add_label_support(frame: pd.DataFrame) -> pd.DataFrame:
@@ -112,4 +127,149 @@ def batch_frame(
     for column in ("is_duplicate", "has_conflicting_label"):
         values = flags.set_index(ROW_ID)[column].astype(float) if column in flags.columns else pd.Series()
         out[column] = ids.map(values).astype(float).fillna(0.0).to_numpy()
+    return out
+
+
+# Token classification (NER): ``text`` holds the tokens, ``label`` their BIO tags, both space-joined.
+
+NO_ENTITY = "O"
+
+
+def split_tokens(value: str | None) -> list[str]:
+    """The whitespace-separated tokens of a text (or tags of a label); none for a missing value."""
+    return value.split() if isinstance(value, str) else []
+
+
+def add_token_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """token_count and tag_count (null where text / label is), malformed_tag (the first tag that is not
+    O, B-TYPE or I-TYPE, with its position) and bio_problem (the first I-TYPE that does not continue a
+    TYPE entity, from :func:`~loopline.data.tagged.bio_problems`); both null when there is none."""
+    out = frame.copy()
+    tags = out["label"].map(split_tokens)
+    out["token_count"] = _count_where_present(out["text"])
+    out["tag_count"] = _count_where_present(out["label"])
+    out["malformed_tag"] = pd.Series([_first_malformed_tag(t) for t in tags], index=out.index, dtype=object)
+    out["bio_problem"] = pd.Series([_first_bio_problem(t) for t in tags], index=out.index, dtype=object)
+    return out
+
+
+def _count_where_present(values: pd.Series) -> pd.Series:
+    return pd.Series(
+        [float(len(v.split())) if isinstance(v, str) else float("nan") for v in values],
+        index=values.index,
+        dtype=float,
+    )
+
+
+def _first_malformed_tag(tags: list[str]) -> str | None:
+    bad = [(index, tag) for index, tag in enumerate(tags) if not is_bio_tag(tag)]
+    if not bad:
+        return None
+    index, tag = bad[0]
+    more = f" ({len(bad) - 1} more malformed)" if len(bad) > 1 else ""
+    return f"{tag!r} at token {index}{more}"
+
+
+def _first_bio_problem(tags: list[str]) -> str | None:
+    """Transition problems of well-formed tags only: a malformed tag has its own rule."""
+    if not all(is_bio_tag(tag) for tag in tags):
+        return None
+    problems = bio_problems(tags)
+    if not problems:
+        return None
+    more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+    return problems[0] + more
+
+
+def truncate_sentences(rows: pd.DataFrame, max_tokens: int) -> pd.DataFrame:
+    """The rows with their first ``max_tokens`` tokens and tags, space-joined (a BIO prefix stays BIO)."""
+    return rows.assign(
+        text=[" ".join(split_tokens(text)[:max_tokens]) for text in rows["text"]],
+        label=[" ".join(split_tokens(label)[:max_tokens]) for label in rows["label"]],
+    )
+
+
+def add_token_duplicate_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Duplicate/conflict columns for sentences: the same tokens (case-sensitive: capitals matter for
+    names) with the same tags are duplicates, with other tags conflicts."""
+    key = frame["text"].map(lambda text: " ".join(split_tokens(text)))
+    tags = frame["label"].map(lambda label: " ".join(split_tokens(label)))
+    return _duplicate_columns(frame, key, tags, " | ")
+
+
+def entity_mentions(label: str | None) -> list[str]:
+    """The entity type of each entity (mention) in a BIO tag string, in order."""
+    tags = tuple(split_tokens(label))
+    return [kind for _, _, kind in TaggedSentence(tags, tags).entities()]
+
+
+def entity_mention_counts(labels: pd.Series) -> dict[str, int]:
+    """Mentions per entity type over all the tag strings."""
+    counts = Counter(kind for label in labels for kind in entity_mentions(label))
+    return dict(sorted(counts.items()))
+
+
+def add_entity_support(frame: pd.DataFrame) -> pd.DataFrame:
+    """rarest_entity_type and entity_support: of the row's entity types, the one with the fewest mentions
+    among the surviving rows, and that count (null for sentences without entities)."""
+    out = frame.copy()
+    kinds = [set(entity_mentions(label)) for label in out["label"]]
+    support = entity_mention_counts(out["label"])
+    rarest = [min(row, key=lambda kind: (support[kind], kind)) if row else None for row in kinds]
+    out["rarest_entity_type"] = pd.Series(rarest, index=out.index, dtype=object)
+    out["entity_support"] = pd.Series(
+        [float(support[kind]) if kind else float("nan") for kind in rarest], index=out.index, dtype=float
+    )
+    return out
+
+
+def add_entity_type_count(batch: pd.DataFrame) -> pd.DataFrame:
+    """accepted_entity_types: distinct entity types of the accepted rows (the same on every row)."""
+    return batch.assign(accepted_entity_types=len(entity_mention_counts(batch["accepted_label"].dropna())))
+
+
+def entity_types_of(labels: Collection[str]) -> frozenset[str]:
+    """Entity types named by a model's tag list: ``B-PER``, ``I-PER`` → ``PER``; a bare ``PER`` counts too."""
+    return frozenset(
+        label[2:] if label[:2] in ("B-", "I-") and is_bio_tag(label) else label
+        for label in labels
+        if label != NO_ENTITY
+    )
+
+
+def add_token_feedback_columns(frame: pd.DataFrame, known_types: Collection[str]) -> pd.DataFrame:
+    """unknown_entity_type and unknown_type_support (of the row's types the model does not know, the one
+    in fewest sentences of the batch, and that count; null if none), and the flood columns batch_rows,
+    user_share, flood_by, flood_label."""
+    out = frame.copy()
+    kinds = [frozenset(entity_mentions(label)) for label in out["label"]]
+    unknown = [row - set(known_types) for row in kinds]
+    sentences = Counter(kind for row in unknown for kind in row)
+    rarest = [min(row, key=lambda kind: (sentences[kind], kind)) if row else None for row in unknown]
+    out["unknown_entity_type"] = pd.Series(rarest, index=out.index, dtype=object)
+    out["unknown_type_support"] = pd.Series(
+        [float(sentences[kind]) if kind else float("nan") for kind in rarest], index=out.index, dtype=float
+    )
+    return _add_token_flood_columns(out, kinds)
+
+
+def _add_token_flood_columns(out: pd.DataFrame, kinds: list[frozenset[str]]) -> pd.DataFrame:
+    """One user (else source) giving one entity type (or only O tags) to a share of the batch's sentences."""
+    out["batch_rows"] = len(out)
+    who, kind = _flood_key(out)
+    out["flood_by"] = kind + " '" + who.fillna("") + "'"
+    keys = [sorted(row) or [NO_ENTITY] for row in kinds]
+    given = Counter((user, key) for user, row in zip(who, keys, strict=True) if pd.notna(user) for key in row)
+    shares: list[float] = []
+    labels: list[str | None] = []
+    for user, row in zip(who, keys, strict=True):
+        if pd.isna(user):
+            shares.append(float("nan"))
+            labels.append(None)
+            continue
+        top = max(row, key=lambda key: (given[(user, key)], key))
+        shares.append(given[(user, top)] / max(len(out), 1))
+        labels.append("only O tags" if top == NO_ENTITY else f"entity type '{top}'")
+    out["user_share"] = pd.Series(shares, index=out.index, dtype=float)
+    out["flood_label"] = pd.Series(labels, index=out.index, dtype=object)
     return out

@@ -38,9 +38,11 @@ class CheckOutcome:
 class ContractResult:
     """Outcome of validating one dataset or feedback batch.
 
-    ``accepted`` keeps the input's columns and index (texts over max_text_chars truncated);
-    ``quarantined`` keeps the input's columns and index plus ``reason``. Together they hold every
-    input row exactly once. ``success`` is False only when a batch rule failed.
+    ``accepted`` keeps the input's columns and index (texts over max_text_chars, or sentences over
+    max_sentence_tokens, truncated); ``quarantined`` keeps the input's columns and index plus
+    ``reason``. Together they hold every input row exactly once. ``success`` is False only when a
+    batch rule failed. ``label_counts``: what the contract counts of the accepted labels (rows per
+    label; entity mentions per type for token data); None counts the label column's values.
     """
 
     suite: str
@@ -54,6 +56,7 @@ class ContractResult:
     report_path: Path | None
     parameters: dict[str, Any] = field(default_factory=dict)
     docs_path: Path | None = None
+    label_counts: dict[str, int] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -71,11 +74,18 @@ class ContractResult:
                 rules[check.rule] += len(check.failed_rows)
         return dict(rules)
 
+    def accepted_label_counts(self) -> dict[str, int]:
+        """``label_counts``, else rows per value of the accepted label column; sorted by label."""
+        if self.label_counts is not None:
+            counts = self.label_counts
+        elif "label" in self.accepted:
+            counts = self.accepted["label"].astype(str).value_counts().to_dict()
+        else:
+            counts = {}
+        return {str(label): int(count) for label, count in sorted(counts.items())}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (no row data besides row numbers)."""
-        labels = (
-            self.accepted["label"].astype(str).value_counts() if "label" in self.accepted else pd.Series()
-        )
         return {
             "suite": self.suite,
             "source": self.source,
@@ -84,7 +94,7 @@ class ContractResult:
             "num_accepted": len(self.accepted),
             "num_quarantined": len(self.quarantined),
             "truncated_rows": self.truncated_rows,
-            "accepted_label_counts": {str(k): int(v) for k, v in sorted(labels.items())},
+            "accepted_label_counts": self.accepted_label_counts(),
             "quarantined_by_rule": self.quarantined_by_rule(),
             "checks": [check.to_dict() for check in self.checks],
             "parameters": {key: _json_safe(value) for key, value in self.parameters.items()},

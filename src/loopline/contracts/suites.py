@@ -36,7 +36,7 @@ class Rule:
     stage: str
     action: Action
     expectation_type: str
-    gx_column: str | None
+    gx_column: str | None  # the GX column; "a and b" for column-pair expectations
     column: str | None  # the user-facing column the rule is about (e.g. text for text_length)
     reason: str  # format template: {value}, the row's derived columns and the parameters
     hint: str = ""
@@ -134,7 +134,7 @@ def _rule_from_expectation(expectation: dict[str, Any]) -> Rule:
         raise ValueError(
             f"rule {meta.get('rule')!r}: unknown stage {meta['stage']!r} or action {meta['action']!r}"
         )
-    gx_column = expectation["kwargs"].get("column")
+    gx_column = expectation["kwargs"].get("column") or _column_pair(expectation["kwargs"])
     return Rule(
         rule=meta["rule"],
         stage=meta["stage"],
@@ -148,6 +148,12 @@ def _rule_from_expectation(expectation: dict[str, Any]) -> Rule:
         examples_from=meta.get("examples_from"),
         counts_towards_quarantine_rate=bool(meta.get("counts_towards_quarantine_rate", True)),
     )
+
+
+def _column_pair(kwargs: dict[str, Any]) -> str | None:
+    """``a and b`` for the column-pair expectations (column_A, column_B), for messages."""
+    pair = kwargs.get("column_A"), kwargs.get("column_B")
+    return f"{pair[0]} and {pair[1]}" if all(pair) else None
 
 
 def _parameter_names(value: Any) -> set[str]:

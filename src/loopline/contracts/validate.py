@@ -3,9 +3,10 @@
 Stages (``meta.loopline.stage`` of each expectation), each on the rows that survived the last:
 
 * ``schema``: required columns exist, else :class:`ContractViolation` at once;
-* ``row``: per-row text/label rules; over-long texts are truncated (and counted), others quarantined;
+* ``row``: per-row text/label rules; over-long texts (sentences) are truncated and counted, others
+  quarantined;
 * ``duplicates``: conflicting duplicates (all rows) and exact duplicates (all but the first);
-* ``labels``: label support, unknown labels, label floods;
+* ``labels``: label (entity type) support, unknown labels, label floods;
 * ``batch``: rules on the whole batch; any failure raises :class:`ContractViolation` — after the
   quarantine CSV and the JSON report are written, so nothing is lost.
 """
@@ -17,6 +18,7 @@ import string
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +42,24 @@ logger = logging.getLogger(__name__)
 
 TRAINING_SUITE = "training_data"
 FEEDBACK_SUITE = "feedback"
+TOKEN_TRAINING_SUITE = "token_data"
+TOKEN_FEEDBACK_SUITE = "token_feedback"
 _EXAMPLES = 5
 
 Deriver = Callable[[pd.DataFrame], pd.DataFrame]
+LabelCounter = Callable[[pd.Series], dict[str, int]]
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """Which suite, with which parameters, and how each row stage derives its columns."""
+    """Which suite, with which parameters, how each stage derives its columns (``batch``: extra columns
+    of the batch frame, optional), how over-long rows are cut, and what the labels to count are."""
 
     suite: str
     parameters: dict[str, Any]
     derivers: dict[str, Deriver]
+    truncate: Deriver  # the rows that failed a truncate rule -> the same rows, text (and label) cut
+    count_labels: LabelCounter = derive.label_counts
 
 
 @dataclass
@@ -109,6 +117,7 @@ def validate_training_data(
             "duplicates": derive.add_duplicate_columns,
             "labels": derive.add_label_support,
         },
+        truncate=partial(derive.truncate_texts, max_chars=cfg.max_text_chars),
     )
     return _run_contract(df, plan, source, quarantine_dir, report_path, docs_dir, suites_dir)
 
@@ -144,6 +153,81 @@ def validate_feedback_batch(
             "duplicates": derive.add_duplicate_columns,
             "labels": lambda frame: derive.add_feedback_label_columns(frame, known),
         },
+        truncate=partial(derive.truncate_texts, max_chars=cfg.max_text_chars),
+    )
+    return _run_contract(df, plan, source, quarantine_dir, report_path, docs_dir, suites_dir)
+
+
+def validate_token_data(
+    df: pd.DataFrame,
+    cfg: ContractConfig,
+    source: str,
+    quarantine_dir: Path,
+    *,
+    report_path: Path | None = None,
+    docs_dir: Path | None = None,
+    suites_dir: Path | None = None,
+) -> ContractResult:
+    """Validate token-classification (NER) training data against ``data_contracts/token_data.json``.
+
+    Rows are sentences in the canonical frame: ``text`` = tokens, ``label`` = one BIO tag per token,
+    both space-joined. Misaligned, malformed or invalid-BIO sentences are quarantined; sentences over
+    ``cfg.max_sentence_tokens`` tokens are truncated, tags with them, and counted; sentences with an
+    entity type of fewer than ``cfg.min_examples_per_label`` mentions are quarantined. Outputs as for
+    :func:`validate_training_data`; raises :class:`ContractViolation` when no entity type remains or
+    the quarantine, duplicate or conflict share is too high. ``accepted_label_counts`` of the report
+    are entity mentions per type.
+    """
+    plan = _Plan(
+        TOKEN_TRAINING_SUITE,
+        training_parameters(cfg),
+        {
+            "row": derive.add_token_columns,
+            "duplicates": derive.add_token_duplicate_columns,
+            "labels": derive.add_entity_support,
+            "batch": derive.add_entity_type_count,
+        },
+        truncate=partial(derive.truncate_sentences, max_tokens=cfg.max_sentence_tokens),
+        count_labels=derive.entity_mention_counts,
+    )
+    return _run_contract(df, plan, source, quarantine_dir, report_path, docs_dir, suites_dir)
+
+
+def validate_token_feedback(
+    df: pd.DataFrame,
+    known_labels: Collection[str],
+    cfg: ContractConfig,
+    source: str,
+    quarantine_dir: Path,
+    min_new_label_support: int = 5,
+    max_flood_share: float = 0.5,
+    *,
+    min_flood_batch_rows: int = 20,
+    report_path: Path | None = None,
+    docs_dir: Path | None = None,
+    suites_dir: Path | None = None,
+) -> ContractResult:
+    """Validate a batch of corrected sentences against ``data_contracts/token_feedback.json``.
+
+    Sentence rules as in :func:`validate_token_data`. ``known_labels`` is the model's tag list
+    (``["O", "B-PER", "I-PER", ...]``; bare types such as ``"PER"`` count too): a sentence with an entity
+    type the model does not know is accepted only if ``min_new_label_support`` sentences of the batch
+    have that type. In batches of at least ``min_flood_batch_rows`` sentences, one user (column
+    ``user``, else ``source``) giving one entity type (or only O tags) to more than ``max_flood_share``
+    of the batch has those sentences quarantined. Raises :class:`ContractViolation` when the
+    quarantine, duplicate or conflict share is too high.
+    """
+    known = derive.entity_types_of(known_labels)
+    plan = _Plan(
+        TOKEN_FEEDBACK_SUITE,
+        feedback_parameters(cfg, min_new_label_support, max_flood_share, min_flood_batch_rows),
+        {
+            "row": derive.add_token_columns,
+            "duplicates": derive.add_token_duplicate_columns,
+            "labels": lambda frame: derive.add_token_feedback_columns(frame, known),
+        },
+        truncate=partial(derive.truncate_sentences, max_tokens=cfg.max_sentence_tokens),
+        count_labels=derive.entity_mention_counts,
     )
     return _run_contract(df, plan, source, quarantine_dir, report_path, docs_dir, suites_dir)
 
@@ -168,16 +252,23 @@ def _run_contract(
         frame = plan.derivers[stage](alive)
         _apply_row_stage(run_stage(suite, stage, frame, plan.parameters), frame, state, plan.parameters)
         if stage == "row":
-            work = _truncate(work, state, int(plan.parameters["max_text_chars"]))
+            work = _truncate(work, state, plan.truncate)
         if stage == "duplicates":
             state.flags = frame[[ROW_ID, "is_duplicate", "has_conflicting_label"]]
     batch = derive.batch_frame(work, set(state.reasons), state.counted, state.flags)
-    _apply_batch_stage(run_stage(suite, "batch", batch, plan.parameters), batch, work, state, plan.parameters)
+    batch = plan.derivers.get("batch", _unchanged)(batch)
+    labels = ", ".join(f"'{label}'" for label in plan.count_labels(batch["accepted_label"].dropna()))
+    batch_run = run_stage(suite, "batch", batch, plan.parameters)
+    _apply_batch_stage(batch_run, batch, work, state, plan.parameters, labels)
     result = _assemble(df, work, state, suite, plan, source, quarantine_dir, report_path, docs_dir)
     logger.info("%s", result.summary())
     if not result.success:
         raise _violation(result, state, work)
     return result
+
+
+def _unchanged(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
 
 
 def _check_parameters(suite: ContractSuite, parameters: dict[str, Any]) -> None:
@@ -245,22 +336,29 @@ def _row_check(run: RuleRun, source_rows: list[int], reasons: list[str], checked
     return CheckOutcome(rule.rule, rule.column, run.success, source_rows, detail, rule.signature, rule.action)
 
 
-def _truncate(work: pd.DataFrame, state: _State, max_chars: int) -> pd.DataFrame:
-    """Cut over-long texts of rows that are still alive; quarantined rows keep their text."""
+def _truncate(work: pd.DataFrame, state: _State, truncate: Deriver) -> pd.DataFrame:
+    """Cut over-long rows that are still alive; quarantined rows keep their text and label."""
     state.truncated -= set(state.reasons)
     if not state.truncated:
         return work
     out = work.copy()
     ids = sorted(state.truncated)
-    out.loc[ids, "text"] = out.loc[ids, "text"].str.slice(0, max_chars)
+    cut = truncate(out.loc[ids])
+    for column in ("text", "label"):
+        out.loc[ids, column] = cut[column].to_numpy()
     return out
 
 
 def _apply_batch_stage(
-    stage: StageRun, batch: pd.DataFrame, work: pd.DataFrame, state: _State, params: dict[str, Any]
+    stage: StageRun,
+    batch: pd.DataFrame,
+    work: pd.DataFrame,
+    state: _State,
+    params: dict[str, Any],
+    labels: str,
 ) -> None:
+    """Record the batch rules' outcomes; ``labels``: the accepted labels, quoted, for messages."""
     state.stage_runs.append(stage)
-    labels = ", ".join(f"'{label}'" for label in sorted(batch["accepted_label"].dropna().unique()))
     for run in stage.runs:
         rule = run.rule
         examples = batch.loc[batch[rule.examples_from].astype(bool)] if rule.examples_from else batch.iloc[:0]
@@ -316,6 +414,7 @@ def _assemble(
         report_path=report_path,
         parameters=plan.parameters,
         docs_path=docs_path,
+        label_counts=plan.count_labels(accepted["label"]),
     )
     if quarantine_path is not None:
         save_quarantine(quarantined, quarantine_path)

@@ -26,6 +26,7 @@ Scheme = Literal["auto", "iob1", "bio"]
 DOCSTART = "-DOCSTART-"
 #: Words and single punctuation marks, with their character offsets (span JSONL has raw text).
 _TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
+_TAG = re.compile(r"O|[BI]-\S+")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ def iob1_to_bio(tags: Sequence[str]) -> list[str]:
     return converted
 
 
+def is_bio_tag(tag: str) -> bool:
+    """``O``, ``B-TYPE`` or ``I-TYPE`` with a non-empty type and no whitespace."""
+    return _TAG.fullmatch(tag) is not None
+
+
 def bio_problems(tags: Sequence[str], known: Iterable[str] | None = None) -> list[str]:
     """What is wrong with a BIO tag sequence: malformed tags, ``I-X`` without an ``X`` before it,
     types outside ``known`` (entity types such as ``PER``; None accepts any)."""
@@ -64,7 +70,7 @@ def bio_problems(tags: Sequence[str], known: Iterable[str] | None = None) -> lis
     problems = []
     previous = "O"
     for index, tag in enumerate(tags):
-        if tag != "O" and not re.fullmatch(r"[BI]-\S+", tag):
+        if not is_bio_tag(tag):
             problems.append(f"token {index}: tag {tag!r} is not O, B-TYPE or I-TYPE")
         elif tag != "O" and allowed is not None and tag[2:] not in allowed:
             problems.append(f"token {index}: unknown entity type {tag[2:]!r}")

@@ -22,10 +22,12 @@ from loopline.errors import LooplineError
 
 from .conftest import clean_frame, with_rows
 
-SUITES = ("training_data", "feedback")
+SUITES = ("training_data", "feedback", "token_data", "token_feedback")
 PARAMETERS = {
     "training_data": training_parameters(ContractConfig()),
     "feedback": feedback_parameters(ContractConfig(), 5, 0.5, 20),
+    "token_data": training_parameters(ContractConfig()),
+    "token_feedback": feedback_parameters(ContractConfig(), 5, 0.5, 20),
 }
 
 
