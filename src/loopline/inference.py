@@ -160,6 +160,15 @@ class TokenClassifier:
         texts = check_texts(texts)
         split = [words_with_offsets(text) for text in texts]
         probabilities = self.word_probabilities([[w for w, _, _ in words] for words in split], batch_size)
+        return self.spans(texts, split, probabilities)
+
+    def spans(
+        self,
+        texts: Sequence[str],
+        split: Sequence[Sequence[tuple[str, int, int]]],
+        probabilities: Sequence[np.ndarray],
+    ) -> list[list[EntitySpan]]:
+        """Spans of texts already split into words (with offsets) and tagged (word probabilities)."""
         return [
             _spans(text, words, probs, self.labels)
             for text, words, probs in zip(texts, split, probabilities, strict=True)

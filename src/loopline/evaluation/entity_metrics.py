@@ -42,7 +42,7 @@ def compute_entity_metrics(
     y_true, y_pred = [list(t) for t in true], [list(p) for p in predicted]
     report = entity_report(y_true, y_pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     per_class = {
-        kind: {k: float(v) for k, v in row.items()}
+        kind: {("f1" if k == "f1-score" else k): float(v) for k, v in row.items()}
         for kind, row in report.items()
         if not kind.endswith(" avg")
     }

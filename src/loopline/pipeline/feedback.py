@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from loopline.config import Settings
-from loopline.contracts import ContractResult, validate_feedback_batch
+from loopline.contracts import ContractResult
 from loopline.errors import ContractViolation, DataError
 from loopline.faults import crash_point
 from loopline.feedback.store import BatchInfo, FeedbackStore, ImportResult
+from loopline.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ def _review_batch(
 ) -> FeedbackIntake:
     quarantine_dir = settings.quarantine_dir / "feedback"
     try:
-        result = validate_feedback_batch(pending, known_labels, settings.contract, source, quarantine_dir)
+        task = get_task(settings.task)
+        result = task.validate_feedback(pending, known_labels, settings.contract, source, quarantine_dir)
     except ContractViolation as err:
         rejected = err.result if isinstance(err.result, ContractResult) else None
         why = f"batch rejected by the feedback contract: {err}"

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,8 +28,10 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopline.config import Settings
+from loopline.data.tagged import bio_problems, words_with_offsets
 from loopline.data.text import visible_text
 from loopline.feedback.store import FeedbackStore, FeedbackStoreError, PredictionRecord
+from loopline.inference import TokenClassifier
 from loopline.serving.batcher import MicroBatcher
 from loopline.serving.holder import ModelHolder, Served
 from loopline.serving.prediction_log import Embed, PredictionLog
@@ -52,14 +55,27 @@ class LabelScore(BaseModel):
     probability: float
 
 
+class Entity(BaseModel):
+    text: str
+    start: int = Field(description="Character offset into the request's text.")
+    end: int
+    type: str
+    score: float = Field(description="The lowest tag probability among the entity's words.")
+
+
 class Prediction(BaseModel):
     prediction_id: str = Field(description="Send it back to /feedback with the right label.")
-    label: str = Field(description=f"The predicted label, or '{ABSTAIN}' below the confidence threshold.")
+    label: str = Field(
+        description=f"The predicted label, or '{ABSTAIN}' below the confidence threshold. Token (NER) "
+        "models: the BIO tags of `words`, space-joined; a correction sent back is such a tag string."
+    )
     best_guess: str = Field(description="The most probable label, also when abstaining.")
-    confidence: float
+    confidence: float = Field(description="Top probability (token models: the lowest of the words').")
     top_k: list[LabelScore]
     abstained: bool
     flagged: bool = Field(description="Abstained or low margin: marked for a person to label.")
+    words: list[str] | None = Field(None, description="Token models: the words the tags are of.")
+    entities: list[Entity] | None = Field(None, description="Token models: the entity spans found.")
 
 
 class PredictResponse(BaseModel):
@@ -68,7 +84,7 @@ class PredictResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    label: str = Field(min_length=1, max_length=256)
+    label: str = Field(min_length=1, max_length=20_000)  # a tag string of a long sentence, for NER
     prediction_id: str | None = Field(None, max_length=64, description="The id /predict returned.")
     text: str | None = Field(None, description="Or the text itself, for a label without a prediction.")
     user: str | None = Field(None, max_length=128)
@@ -265,6 +281,13 @@ def create_app(
         if too_long:
             raise HTTPException(413, f"texts {too_long[:5]} are over {cfg.max_text_chars} characters")
         served = served_model()  # read once: this request is answered by one version
+        if isinstance(served.classifier, TokenClassifier):
+            with forward_lock:
+                predictions, records = _entity_answers(served, served.classifier, body, settings)
+            metrics.batch.observe(len(body.texts))
+            if log is not None:
+                log.put(records)
+            return PredictResponse(model_version=served.version, predictions=predictions)
         if batcher is not None:
             probabilities = batcher.predict_proba(served.classifier, body.texts)
         else:
@@ -281,7 +304,8 @@ def create_app(
     )
     def feedback(body: FeedbackRequest, response: Response) -> FeedbackResponse:
         served = served_model()
-        problem = _row_problem(body, served.classifier.labels, cfg.max_text_chars)
+        token = isinstance(served.classifier, TokenClassifier)
+        problem = _row_problem(body, served.classifier.labels, cfg.max_text_chars, token=token)
         if problem:
             raise HTTPException(422, problem)
         if body.prediction_id is not None and log is not None:
@@ -345,9 +369,69 @@ def _answers(
     return predictions, records
 
 
-def _row_problem(body: FeedbackRequest, labels: list[str], max_chars: int) -> str | None:
-    """The feedback contract's row rules, at the door: what is wrong with this label or text, if anything."""
-    if body.label not in labels:
+def _entity_answers(
+    served: Served, tagger: TokenClassifier, body: PredictRequest, settings: Settings
+) -> tuple[list[Prediction], list[PredictionRecord]]:
+    """Token models: spans per text; the logged text is its words joined by spaces (as training rows
+    are), so a corrected tag string sent back lines up with them."""
+    cfg = settings.serve
+    split = [words_with_offsets(text) for text in body.texts]
+    probabilities = tagger.word_probabilities([[w for w, _, _ in words] for words in split])
+    spans = tagger.spans(body.texts, split, probabilities)
+    predictions, records = [], []
+    for words, probs, found in zip(split, probabilities, spans, strict=True):
+        ordered = np.sort(probs, axis=-1)[:, ::-1] if len(probs) else np.ones((1, 2))
+        confidence = float(ordered[:, 0].min())
+        margin = float((ordered[:, 0] - ordered[:, 1]).min()) if ordered.shape[1] > 1 else 1.0
+        tags = " ".join(tagger.labels[int(i)] for i in probs.argmax(axis=-1)) if len(probs) else ""
+        tags = " ".join(tags.split() + ["O"] * (len(words) - len(probs)))  # words past max_length
+        abstained = cfg.abstain_below is not None and confidence < cfg.abstain_below
+        flagged = abstained or margin < cfg.flag_margin
+        prediction_id = str(uuid.uuid4())
+        predictions.append(
+            Prediction(
+                prediction_id=prediction_id,
+                label=ABSTAIN if abstained else tags,
+                best_guess=tags,
+                confidence=confidence,
+                top_k=[],
+                abstained=abstained,
+                flagged=flagged,
+                words=[w for w, _, _ in words],
+                entities=[Entity(**asdict(span)) for span in found],
+            )
+        )
+        records.append(
+            PredictionRecord(
+                text=" ".join(w for w, _, _ in words),
+                predicted_label=tags,
+                confidence=confidence,
+                model_version=served.version,
+                id=prediction_id,
+                flagged=flagged,
+            )
+        )
+    return predictions, records
+
+
+def _tag_problem(tags: str, labels: list[str]) -> str | None:
+    """What is wrong with a corrected tag string (token models), if anything."""
+    problems = bio_problems(tags.split(), known={label[2:] for label in labels if label != "O"})
+    if problems:
+        return f"the tags are not valid BIO over known entity types: {'; '.join(problems[:3])}"
+    return None
+
+
+def _row_problem(
+    body: FeedbackRequest, labels: list[str], max_chars: int, *, token: bool = False
+) -> str | None:
+    """The feedback contract's row rules, at the door: what is wrong with this label or text, if anything
+    (``token``: the label is a corrected tag string)."""
+    if token:
+        problem = _tag_problem(body.label, labels)
+        if problem:
+            return problem
+    elif body.label not in labels:
         shown = ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
         return (
             f"unknown label {body.label!r}; the model knows {shown}. New labels arrive with enough examples "

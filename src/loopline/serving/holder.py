@@ -21,7 +21,7 @@ from loopline.inference import ProbabilityClassifier, TokenClassifier, load_clas
 from loopline.pipeline.canary import run_canary
 from loopline.pipeline.champion import PRODUCTION, fetch_model_dir, test_version_of
 from loopline.registry.models import get_alias_version
-from loopline.serving.runtime import RuntimeVerdict, fast_classifier
+from loopline.serving.runtime import TORCH, RuntimeVerdict, fast_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Served:
     """One loaded version: what answers requests."""
 
     version: str
-    classifier: ProbabilityClassifier
+    classifier: ProbabilityClassifier | TokenClassifier
     tags: dict[str, str]
     loaded_at: str
     runtime: RuntimeVerdict
@@ -50,7 +50,7 @@ class HolderStatus:
 @dataclass
 class ModelHolder:
     settings: Settings
-    canary: Callable[[ProbabilityClassifier], None] | None = None
+    canary: Callable[[ProbabilityClassifier | TokenClassifier], None] | None = None
     current: Served | None = None
     status: HolderStatus = field(default_factory=HolderStatus)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -94,16 +94,14 @@ class ModelHolder:
     def _load(self, version: str, tags: dict[str, str]) -> Served:
         model_dir = fetch_model_dir(self.settings, version)
         torch_model = load_classifier(model_dir, device="cpu", max_length=self.settings.training.max_length)
+        classifier: ProbabilityClassifier | TokenClassifier
         if isinstance(torch_model, TokenClassifier):
-            raise LooplineError(
-                f"v{version} is a token classifier (NER); the service answers sequence classifiers only.",
-                where=str(model_dir),
-                hint="Use the registered pyfunc model for entity spans: "
-                "mlflow.pyfunc.load_model('models:/NAME@production').predict(texts).",
+            why = "token (NER) models answer with torch: the ONNX export covers sequence classifiers"
+            classifier, runtime = torch_model, RuntimeVerdict(self.settings.serve.runtime, TORCH, why)
+        else:
+            classifier, runtime = fast_classifier(
+                self.settings, version, model_dir, torch_model, test_version_of(tags)
             )
-        classifier, runtime = fast_classifier(
-            self.settings, version, model_dir, torch_model, test_version_of(tags)
-        )
         (self.canary or run_canary)(classifier)
         return Served(version, classifier, tags, _now(), runtime)
 

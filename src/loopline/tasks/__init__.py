@@ -30,7 +30,7 @@ def task_of_model(model_dir: str | Path) -> Task:
         if any(arch.endswith(task.architecture_suffix) for arch in architectures):
             return task
     raise DataError(
-        f"The model is neither a sequence nor a token classifier (architectures={architectures}).",
+        f"The model is not a fine-tuned sequence or token classifier (architectures={architectures}).",
         where=str(model_dir),
         hint="Pass a folder written by loopline's training.",
     )

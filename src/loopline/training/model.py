@@ -119,8 +119,9 @@ def build_model(
         base_model, "base model", "Pass the folder of a saved transformers model (config.json, weights)."
     )
     with _quiet_head_init():
+        single_label = {"problem_type": "single_label_classification"} if task.name == "sequence" else {}
         model, info = task.model_class.from_pretrained(
-            path, **_label_config(labels), output_loading_info=True
+            path, **_label_config(labels), **single_label, output_loading_info=True
         )
     tokenizer = AutoTokenizer.from_pretrained(path)
     if info["missing_keys"]:

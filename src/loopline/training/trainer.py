@@ -254,7 +254,8 @@ def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     cfg, steps = run.cfg, len(run.loader)
     precision = "bf16 autocast" if run.device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads"
     first = run.data.train.input_ids[0]
-    logger.info("***** Running training (%s classification) *****", run.task.name)
+    logger.info("***** Running training *****")
+    logger.info("  Task = %s classification", run.task.name)
     logger.info("  Num examples = %d (validation %d)", len(run.data.train), len(run.data.val.input_ids))
     logger.info("  Num labels = %d: %s", len(run.labels), ", ".join(run.labels[:20]))
     logger.info("  Num epochs = %d (early stopping patience %d)", cfg.epochs, cfg.early_stopping_patience)

@@ -15,7 +15,7 @@ def test_exact_match_entities_and_the_token_report() -> None:
     assert metrics.micro_precision == pytest.approx(1 / 2)  # PER right, the short LOC wrong
     assert metrics.micro_recall == pytest.approx(1 / 3)
     assert metrics.primary == pytest.approx(0.4)
-    assert metrics.per_class["PER"]["f1-score"] == 1.0 and metrics.per_class["LOC"]["recall"] == 0.0
+    assert metrics.per_class["PER"]["f1"] == 1.0 and metrics.per_class["LOC"]["recall"] == 0.0
     assert metrics.token_micro_f1 == pytest.approx(5 / 7)  # tokens right, O included
     assert metrics.token_report["O"]["support"] == 2
 

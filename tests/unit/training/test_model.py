@@ -132,7 +132,7 @@ def test_warm_start_requires_old_labels_as_prefix(classifier_dir, labels, proble
 
 
 def test_warm_start_refuses_a_base_encoder(tiny_model_dir):
-    with pytest.raises(TrainingError, match="not a fine-tuned sequence classifier"):
+    with pytest.raises(TrainingError, match="not a fine-tuned sequence or token classifier"):
         warm_start(str(tiny_model_dir), LABELS)
 
 
