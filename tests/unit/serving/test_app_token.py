@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.unit.serving.conftest import fake_embed
 
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
@@ -19,7 +20,6 @@ from loopline.serving.runtime import RuntimeVerdict
 from loopline.tasks import get_task
 from loopline.training.checkpoint import save_model
 from loopline.training.model import build_model
-from tests.unit.serving.conftest import fake_embed
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
@@ -69,7 +69,7 @@ def test_predict_gives_tags_over_words_and_spans_into_the_raw_text(
 def test_feedback_takes_a_corrected_tag_string_and_refuses_broken_bio(
     ner_service: tuple[TestClient, FeedbackStore, PredictionLog],
 ) -> None:
-    client, _, log = ner_service
+    client, _, _ = ner_service
     (prediction,) = client.post("/predict", json={"texts": ["Anna lives in Rome"]}).json()["predictions"]
     key = {"X-API-Key": "s3cret"}
     broken = {"prediction_id": prediction["prediction_id"], "label": "I-PER O O B-LOC"}
