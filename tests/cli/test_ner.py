@@ -50,13 +50,14 @@ def test_ner_loop_from_the_command_line(ner_project: Path, tmp_path: Path, prefe
     assert read_labels(model_dir) == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     evaluated = cli.ok("evaluate", "--data", "other.conll")
     assert "entity_f1" in evaluated.output, evaluated.explain()
-    assert "v1" in cli.ok("models").output
+    assert "production" in cli.ok("models").output
 
     cli.ok("predict", "texts.csv", "--out", "tags.csv")
     scored = pd.read_csv(ner_project / "tags.csv")
-    words = scored["text"].str.split().str.len()
+    words = scored["words"].str.split().str.len()
     assert (scored["label"].str.split().str.len() == words).all()  # one tag per word of the split text
-    assert scored["text"].iloc[0] == "Angela Merkel visited Paris , France ."
+    assert scored["words"].iloc[0] == "Angela Merkel visited Paris , France ."
+    assert scored["text"].iloc[0] == "Angela Merkel visited Paris, France."  # the input, as it was
 
     imported = cli.ok("feedback", "import", "corrections.jsonl")
     assert "accepted" in imported.output, imported.explain()

@@ -114,9 +114,14 @@ def read_conll(path: Path | str, scheme: Scheme = "auto", encoding: str = "utf-8
     ]
 
 
-def read_token_jsonl(path: Path | str, encoding: str = "utf-8") -> list[TaggedSentence]:
+def read_token_jsonl(
+    path: Path | str, encoding: str = "utf-8", *, strict: bool = True
+) -> list[TaggedSentence]:
     """JSON lines ``{"tokens": [...], "tags": [...]}`` (BIO), or ``{"text": ..., "entities": [{"start",
-    "end", "label"}]}`` with character offsets, tokenised into words and punctuation."""
+    "end", "label"}]}`` with character offsets, tokenised into words and punctuation.
+
+    ``strict=False`` keeps a sentence whose token and tag lists differ in length, for the data contract
+    to quarantine with its reason (a reader that refused would lose the rest of the file's rows)."""
     path = Path(path)
     sentences = []
     with path.open(encoding=encoding) as handle:
@@ -131,7 +136,7 @@ def read_token_jsonl(path: Path | str, encoding: str = "utf-8") -> list[TaggedSe
             if not isinstance(row, dict):
                 raise DataError(f"Line {number} is not a JSON object.", where=where)
             if "tokens" in row:
-                sentences.append(_from_tokens(row, where))
+                sentences.append(_from_tokens(row, where, strict))
             elif "text" in row:
                 sentences.append(spans_to_sentence(str(row["text"]), row.get("entities") or [], where))
             else:
@@ -177,9 +182,9 @@ def _span(entity: object, where: str) -> tuple[int, int, str]:
         raise problem from None
 
 
-def _from_tokens(row: dict[str, object], where: str) -> TaggedSentence:
+def _from_tokens(row: dict[str, object], where: str, strict: bool = True) -> TaggedSentence:
     tokens, tags = row.get("tokens"), row.get("tags")
-    if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+    if not isinstance(tokens, list) or not isinstance(tags, list) or (strict and len(tokens) != len(tags)):
         raise DataError(
             "'tokens' and 'tags' must be lists of the same length "
             f"({_length(tokens)} tokens, {_length(tags)} tags).",
@@ -195,13 +200,15 @@ def _length(value: object) -> str:
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
-def read_tagged_file(path: Path | str, encoding: str = "utf-8") -> list[TaggedSentence]:
+def read_tagged_file(
+    path: Path | str, encoding: str = "utf-8", *, strict: bool = True
+) -> list[TaggedSentence]:
     """Sentences of a JSONL file (tokens/tags or text/entities) or else a CoNLL file (IOB1 or BIO)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Data file not found: {path}", where=str(path), hint="Check the path.")
     if path.suffix.lower() in JSONL_SUFFIXES:
-        return read_token_jsonl(path, encoding)
+        return read_token_jsonl(path, encoding, strict=strict)
     return read_conll(path, encoding=encoding)
 
 

@@ -424,12 +424,14 @@ class FeedbackStore:
         encoding: str = "utf-8",
         label_map: Mapping[str, str] | None = None,
         check: Callable[[pd.DataFrame], None] | None = None,
+        read: Callable[[Path], pd.DataFrame] | None = None,
     ) -> ImportResult:
         """Import a feedback file (CSV/TSV, JSONL/JSON, Parquet, datasets folder) as one batch.
 
         Optional columns ``user``, ``source`` and ``prediction_id`` are carried through. The same
         content imported again (under any name) adds nothing and says ``already_imported``. ``check``
-        may refuse the loaded rows (raising) before anything is stored.
+        may refuse the loaded rows (raising) before anything is stored. ``read`` replaces the loader for
+        files of another task's format (token task: CoNLL or token JSONL, as text and tag strings).
         """
         path = Path(path)
         content_hash = hash_file_content(path)
@@ -437,14 +439,17 @@ class FeedbackStore:
         if existing is not None:
             logger.info("Feedback %s already imported as batch %s", path, existing.id)
             return ImportResult(existing.id, rows_added=0, already_imported=True)
-        frame = load_labelled_text(
-            path,
-            text_column,
-            label_column,
-            encoding,
-            extra_columns=OPTIONAL_FEEDBACK_COLUMNS,
-            label_map=label_map,
-        )
+        if read is not None:
+            frame = read(path)
+        else:
+            frame = load_labelled_text(
+                path,
+                text_column,
+                label_column,
+                encoding,
+                extra_columns=OPTIONAL_FEEDBACK_COLUMNS,
+                label_map=label_map,
+            )
         if check is not None:
             check(frame)
         return self.import_feedback(frame, source=str(path), content_hash=content_hash)

@@ -46,13 +46,21 @@ def intake_feedback(
     Import and review are two transactions, so a kill between them leaves the batch ``imported`` with
     pending rows; the next call (the same file again) reviews exactly those rows.
     """
+    task = get_task(settings.task)
+    text_column, label_column = text_column or settings.text_column, label_column or settings.label_column
+    read = None
+    if task.name != "sequence":  # the task's own file formats (CoNLL, token JSONL)
+        read = lambda file: task.read_labelled(  # noqa: E731 - one call, named by its parameter
+            file, text_column, label_column, settings.encoding, settings.label_map
+        )
     imported = store.import_feedback_file(
         path,
-        text_column or settings.text_column,
-        label_column or settings.label_column,
+        text_column,
+        label_column,
         encoding=settings.encoding,
         label_map=settings.label_map,
         check=lambda frame: check_label_names(frame, known_labels, str(path)),
+        read=read,
     )
     crash_point("feedback.imported")
     batch = store.get_batch(imported.batch_id)

@@ -77,7 +77,8 @@ def score_file(
                 vectors = embed_texts(settings.resolved_base_model, chunk, max_length=classifier.max_length)
                 records = [replace(r, embedding=v) for r, v in zip(records, vectors, strict=True)]
                 store.log_predictions(records)
-            results.extend(_row(record) for record in records)
+            token = isinstance(classifier, TokenClassifier)
+            results.extend(_row(record, words=token) for record in records)
             if on_chunk is not None:
                 on_chunk(min(start + CHUNK, len(texts)), len(texts))
     scored = frame[["source_row", "text"]].reset_index(drop=True).join(pd.DataFrame(results))
@@ -125,8 +126,10 @@ def _predict_chunk(
     return records
 
 
-def _row(record: PredictionRecord) -> dict[str, object]:
+def _row(record: PredictionRecord, *, words: bool = False) -> dict[str, object]:
+    """An output row; token models add ``words``, the split text their tag string is over."""
     return {
+        **({"words": record.text} if words else {}),
         "label": record.predicted_label,
         "confidence": record.confidence,
         "top_k": json.dumps([[label, round(p, 6)] for label, p in record.top_k]),
