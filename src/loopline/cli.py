@@ -534,11 +534,12 @@ def feedback_import(
     label_col: LabelColOpt = None,
     encoding: EncodingOpt = None,
     label_map: LabelMapOpt = None,
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Import a feedback file (idempotent) and run the feedback contract on it; a rejected batch exits 2."""
-    settings = _file_settings(config, home, text_col, label_col, encoding, label_map)
+    settings = _file_settings(config, home, text_col, label_col, encoding, label_map, task=task)
     _require_file(path, "PATH")
     from flows.feedback_flow import feedback_flow
 
@@ -619,13 +620,14 @@ def monitor(
         Trigger, typer.Option(help="How a retrain starts: in this process, via the deployment, or not.")
     ] = Trigger.subflow,
     scheduled: Annotated[bool, typer.Option(help="Act as the scheduled fallback run.")] = False,
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Check drift and decay on the feedback since the last check; retrain when the policy says so."""
     from flows.monitor_flow import monitor_flow
 
-    settings = _settings(config, home)
+    settings = _settings(config, home, task=task)
     summary = monitor_flow(trigger=trigger.value, scheduled=scheduled, overrides=_overrides(settings))
     say(
         f"Window {summary['window_size']} rows; decision: "
@@ -639,13 +641,14 @@ def monitor(
 @friendly_errors
 def retrain(
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual",
+    task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Run one continual retraining round now (warm start + replay, gated)."""
     from flows.retrain_flow import retrain_flow
 
-    settings = _settings(config, home)
+    settings = _settings(config, home, task=task)
     print_retrain(retrain_flow(reason=reason, overrides=_overrides(settings)))
 
 

@@ -24,6 +24,7 @@ from loopline.registry.integrity import (
     parse_manifest,
 )
 from loopline.registry.models import get_alias_version, get_version, model_exists
+from loopline.tasks import task_of_model
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,21 @@ def require_champion(settings: Settings) -> Champion:
             hint="bootstrap one with `loopline train --data FILE` (or `loopline demo`).",
         )
     return champion
+
+
+def require_task(settings: Settings, champion: Champion | None) -> None:
+    """Refuse to mix tasks in one model line: the settings' task must be the champion's."""
+    if champion is None:
+        return
+    found = task_of_model(champion.model_dir).name
+    if found != settings.task:
+        raise LooplineError(
+            f"{settings.model_name} v{champion.version} (production) is a {found} classifier, but the task "
+            f"is {settings.task}.",
+            where=f"{settings.model_name}@production",
+            hint=f'pass --task {found} (or task = "{found}" in loopline.toml), or use another model_name '
+            f"for a {settings.task} model.",
+        )
 
 
 def fetch_model_dir(settings: Settings, version: str) -> Path:
