@@ -61,3 +61,37 @@ def test_module_is_self_contained() -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.split(".")[0] == "loopline"}
+
+
+def test_the_word_rule_is_loopline_s(tmp_path: Path) -> None:
+    from loopline.data import tagged
+
+    assert pyfunc.WORDS.pattern == tagged._TOKEN.pattern  # the pyfunc may not import loopline: kept equal
+
+
+def test_a_token_model_predicts_spans_that_match_loopline_s_tagger(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    from loopline.inference import TokenClassifier, load_classifier
+    from loopline.tasks import get_task
+    from loopline.training.checkpoint import save_model
+    from loopline.training.model import build_model
+
+    model_dir = save_model(
+        *build_model(str(tiny_model_dir), ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"], get_task("token")),
+        tmp_path / "tagger",
+    )
+    wrapper = TextClassifierModel()
+    wrapper.load_context(
+        SimpleNamespace(artifacts={"model": str(model_dir)}, model_config={"max_length": 32})
+    )
+    texts = ["Anna moved to New York, then Paris.", "no entity here"]
+    frame = wrapper.predict(None, pd.DataFrame({"text": texts}))
+    assert list(frame.columns) == ["entities"]
+    tagger = load_classifier(model_dir, device="cpu", max_length=32)
+    assert isinstance(tagger, TokenClassifier)
+    expected = [[(s.start, s.end, s.type) for s in spans] for spans in tagger.entities(texts)]
+    got = [[(e["start"], e["end"], e["type"]) for e in entities] for entities in frame["entities"]]
+    assert got == expected and any(got), "a random head tags some words as entities"
+    for text, entities in zip(texts, frame["entities"], strict=True):
+        assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
