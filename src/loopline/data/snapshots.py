@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,8 +62,15 @@ def compute_content_hash(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def save_snapshot(df: pd.DataFrame, data_dir: Path, source: str) -> DatasetVersion:
-    """Save ``df`` (text, label[, source_row]) as a snapshot; return the existing one if already saved."""
+def save_snapshot(
+    df: pd.DataFrame,
+    data_dir: Path,
+    source: str,
+    label_units: Callable[[pd.Series], pd.Series] | None = None,
+) -> DatasetVersion:
+    """Save ``df`` (text, label[, source_row]) as a snapshot; return the existing one if already saved.
+
+    ``label_units`` says what ``label_counts`` counts (the task's: labels, or entity mentions by type)."""
     _check_columns(df, source)
     content_hash = compute_content_hash(df)
     version = "ds-" + content_hash[:12]
@@ -75,7 +82,9 @@ def save_snapshot(df: pd.DataFrame, data_dir: Path, source: str) -> DatasetVersi
         version=version,
         content_hash=content_hash,
         num_rows=len(df),
-        label_counts=_label_counts(df["label"]),
+        label_counts=_label_counts(
+            df["label"].dropna() if label_units is None else label_units(df["label"].dropna())
+        ),
         source=source,
         path=target,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),

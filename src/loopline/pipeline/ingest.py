@@ -57,7 +57,12 @@ def ingest_training_data(
         if run_id and isinstance(err.result, ContractResult):
             log_contract_result(run_id, err.result)
         raise
-    snapshot = save_snapshot(result.accepted[["text", "label"]], settings.data_dir, source=str(data_path))
+    snapshot = save_snapshot(
+        result.accepted[["text", "label"]],
+        settings.data_dir,
+        source=str(data_path),
+        label_units=task.label_units,
+    )
     logger.info(
         "Snapshot %s: %d rows, %d quarantined", snapshot.version, snapshot.num_rows, len(result.quarantined)
     )

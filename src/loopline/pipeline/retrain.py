@@ -175,7 +175,8 @@ def load_past_holdouts(settings: Settings) -> pd.DataFrame:
 def save_training_snapshot(settings: Settings, plan: RetrainPlan) -> str:
     """The exact rows the candidate trains on, as a dataset version (the next reference for drift)."""
     source = f"retrain from v{plan.champion_version}: feedback {','.join(plan.batch_ids)} + replay"
-    return save_snapshot(plan.frame("train"), settings.data_dir, source=source).version
+    units = get_task(settings.task).label_units
+    return save_snapshot(plan.frame("train"), settings.data_dir, source=source, label_units=units).version
 
 
 def _replay_buffer(settings: Settings, base_train: pd.DataFrame) -> ReplayBuffer:
