@@ -162,6 +162,11 @@ class MonitorConfig(_Section):
         "version). Measured on BANKING77: 3,000 detects a 20% share of new intents in 100% of windows, "
         "1,000 in 89%.",
     )
+    watch_label: str | None = Field(
+        None,
+        description="A label whose predicted share each monitor window reports beside its share on the "
+        "held-out reference (e.g. bearish for financial news sentiment); shown, logged, not a trigger.",
+    )
 
 
 class ReplayConfig(_Section):

@@ -40,7 +40,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -568,6 +568,8 @@ class DriftReport:
     decay_alarm: bool
     drift_detected: bool
     decay_detected: bool
+    #: ``monitor.watch_label``'s predicted share in the window and on the reference (reported, not judged).
+    watched: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe nested dict (no per-text arrays)."""
@@ -587,6 +589,8 @@ class DriftReport:
         for name in ("novelty", "label", "prediction", "confidence", "descriptors", "decay"):
             part = getattr(self, name)
             data[name] = part.to_dict() if part is not None else None
+        if self.watched is not None:
+            data["watched"] = dict(self.watched)
         return data
 
     def summary(self) -> str:
@@ -597,6 +601,11 @@ class DriftReport:
 def _summary_parts(report: DriftReport) -> list[str]:
     n = report.novelty
     parts = [f"window {report.window_size} rows vs reference {report.reference_size}"]
+    watched = report.watched or {}
+    if watched.get("share") is not None:
+        reference = watched.get("reference_share")
+        against = f" (reference {reference:.1%})" if reference is not None else ""
+        parts.append(f"predicted '{watched['label']}' share {watched['share']:.1%}{against}")
     if report.too_small:
         parts.append(f"too small to judge (< {report.min_window} rows), no alarms")
     parts.append(
@@ -789,7 +798,12 @@ def check_drift(
         decay=signals.decay,
         drift_detected=any(alarms[name] for name in DRIFT_SIGNALS),
         decay_detected=alarms["decay_alarm"],
-        **alarms,
+        novelty_alarm=alarms["novelty_alarm"],
+        label_alarm=alarms["label_alarm"],
+        prediction_alarm=alarms["prediction_alarm"],
+        confidence_alarm=alarms["confidence_alarm"],
+        descriptor_alarm=alarms["descriptor_alarm"],
+        decay_alarm=alarms["decay_alarm"],
     )
     logger.info("Drift check: %s", report.summary())
     return report

@@ -158,12 +158,28 @@ def _check_window(
         held_out=loaded.held_out,
         label_units=_label_units(champion.model_dir),
     )
-    if (
-        task_of_model(champion.model_dir).name == "token"
-    ):  # Evidently: a category per sentence, not per tag string
-        reference, current, held_out = _as_strata(reference), _as_strata(current), _as_strata(loaded.held_out)
-        return report, _evidently_html(settings, reference, current, held_out, run_id)
-    return report, _evidently_html(settings, reference, current, loaded.held_out, run_id)
+    if settings.monitor.watch_label is not None:
+        report = replace(
+            report, watched=watched_share(settings.monitor.watch_label, current, loaded.held_out)
+        )
+    held_out = loaded.held_out
+    if task_of_model(champion.model_dir).name == "token":  # Evidently: a category per sentence, not per tags
+        reference, current, held_out = _as_strata(reference), _as_strata(current), _as_strata(held_out)
+    return report, _evidently_html(settings, reference, current, held_out, run_id)
+
+
+def watched_share(label: str, current: DriftInputs, held_out: ReferenceScores) -> dict[str, Any]:
+    """The share of the window the champion predicts as ``label`` (e.g. the bearish share of financial
+    news), beside its share on the held-out reference: a business signal shown with every decision."""
+    predicted = [str(p) for p in current.predicted_labels or []]
+    reference = [str(p) for p in held_out.predicted_labels]
+    share = sum(p == label for p in predicted) / len(predicted) if predicted else None
+    return {
+        "label": label,
+        "share": share,
+        "reference_share": sum(p == label for p in reference) / len(reference) if reference else None,
+        "window": len(predicted),
+    }
 
 
 _Inputs = TypeVar("_Inputs", DriftInputs, ReferenceScores)
@@ -242,6 +258,9 @@ def _log_monitoring(
         client.log_metric(run_id, "drift.novel_share", float(novelty["novel_share"]))
     for key in ("drift_detected", "decay_detected"):
         client.log_metric(run_id, f"drift.{key}", float(bool(drift.get(key))))
+    watched = drift.get("watched") or {}
+    if watched.get("share") is not None:
+        client.log_metric(run_id, "watched.share", float(watched["share"]))
     client.set_tag(run_id, "loopline.decision", "retrain" if decision.retrain else "no-retrain")
     client.set_tag(run_id, "loopline.decision_reason", decision.reason[:5000])
     log_json(
