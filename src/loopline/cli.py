@@ -423,8 +423,15 @@ def demo(
     config: ConfigOpt = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs of each training.")] = None,
     fresh: Annotated[bool, typer.Option(help="Delete the home folder first and start over.")] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="sequence: the intent loop (default); token: the named-entity loop on generated sentences.",
+        ),
+    ] = None,
 ) -> None:
-    """The whole loop on synthetic support data: bootstrap, then three feedback rounds."""
+    """The whole loop on synthetic data: bootstrap, then the feedback rounds (intents, or named entities)."""
     import shutil
 
     import pandas as pd
@@ -434,7 +441,7 @@ def demo(
     from loopline.registry.models import model_exists
     from loopline.stores import connect
 
-    settings = _settings(config, home, connect_stores=False, training={"epochs": epochs})
+    settings = _settings(config, home, connect_stores=False, training={"epochs": epochs}, task=task)
     if fresh and settings.home.is_dir():
         shutil.rmtree(settings.home)
     connect(settings)
@@ -444,6 +451,9 @@ def demo(
             where=settings.resolved_tracking_uri,
             hint="run `loopline demo --fresh` to start over, or pass another --home.",
         )
+    if settings.task == "token":
+        _ner_demo(settings)
+        return
     files = write_demo_files(settings.home / "demo", seed=0)
     mft_path = settings.home / "demo" / "minimum_functionality.csv"
     pd.DataFrame(minimum_functionality_examples()).to_csv(mft_path, index=False)
@@ -454,6 +464,26 @@ def demo(
     print_train_summary(result["bootstrap"], settings)
     print_rounds(result["rounds"])
     say(f"Drift reports (HTML): {settings.home / 'reports'}; quarantine: {settings.quarantine_dir}")
+    say(f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000")
+
+
+def _ner_demo(settings: Settings) -> None:
+    """The named-entity loop: a PER/LOC/ORG tagger, then corrections and a round with a new type."""
+    from flows.ner_demo_flow import ner_demo_flow
+
+    from loopline.data.demo_ner import generate_ner_demo
+
+    files = generate_ner_demo(settings.home / "demo-ner", seed=0)
+    console.rule("[bold]loopline demo — named entities")
+    say(f"Synthetic NER demo data (generated sentences, not real documents) in {files.out_dir}")
+    paths = {
+        "train": str(files.train.conll_path),
+        "feedback_round1": str(files.feedback_round1.jsonl_path),
+        "feedback_round2": str(files.feedback_round2.jsonl_path),
+    }
+    result = ner_demo_flow(paths, _overrides(settings))
+    print_train_summary(result["bootstrap"], settings)
+    print_rounds(result["rounds"])
     say(f"Open the MLflow UI: mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000")
 
 

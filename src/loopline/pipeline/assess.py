@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from loopline.config import Settings
+from loopline.errors import LooplineError
 from loopline.evaluation.evaluate import EvalReport, evaluate_model, save_eval_report
 from loopline.evaluation.gate import GateReport, evaluate_gate
 from loopline.evaluation.metrics import save_confusion_matrix_png
@@ -51,11 +52,19 @@ def assess_candidate(
     """Candidate vs champion on the same sets; the gate report (and its evidence) goes to the run.
 
     ``new_labels`` are the classes the champion lacks: labels, or entity types for token models."""
+    task = task_of_model(candidate_dir)
+    champion_task = task_of_model(champion_dir).name if champion_dir is not None else task.name
+    if champion_task != task.name:
+        raise LooplineError(
+            f"The champion is a {champion_task} classifier and the candidate a {task.name} one: they "
+            "cannot be compared on the same sets.",
+            where=settings.model_name,
+            hint=f"train the {task.name} model under another model_name, or pass the champion's --task.",
+        )
     mft = load_mft(settings.mft_path)
     candidate = evaluate_on_sets(candidate_dir, eval_sets, settings, mft)
     # The champion is re-evaluated on today's frozen sets: scores from its training day don't compare.
     champion = evaluate_on_sets(champion_dir, eval_sets, settings, mft) if champion_dir else None
-    task = task_of_model(candidate_dir)
     gate = evaluate_gate(
         candidate,
         champion,

@@ -24,7 +24,7 @@ from loopline.monitoring.drift import (
 )
 from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
-from loopline.pipeline.champion import Champion, require_champion
+from loopline.pipeline.champion import Champion, require_champion, require_task
 from loopline.pipeline.reference import load_reference
 from loopline.tasks import get_task, task_of_model
 from loopline.tracking import log_file, log_json, mlflow_client
@@ -56,6 +56,7 @@ def monitor_window(
     """Judge the feedback that arrived since the last check; record and return the retrain decision."""
     now = now or datetime.now(UTC)
     champion = require_champion(settings)
+    require_task(settings, champion)
     last_check = store.last_decision("monitor")
     window = _window(store, last_check.created_at if last_check else None, champion.version)
     report, reports = _check_window(settings, champion, window, run_id) if not window.empty else (None, [])

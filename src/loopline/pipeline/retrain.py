@@ -19,7 +19,7 @@ from loopline.errors import LooplineError
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
 from loopline.model_files import read_labels
-from loopline.pipeline.champion import Champion
+from loopline.pipeline.champion import Champion, require_task
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.relabel import relabel_outside
 from loopline.tasks import get_task
@@ -61,6 +61,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
             where=settings.resolved_feedback_db_url,
             hint="import feedback with `loopline feedback import FILE` first.",
         )
+    require_task(settings, champion)
     task = get_task(settings.task)
     old_labels = read_labels(champion.model_dir)
     labels = task.extend_labels(old_labels, feedback["label"].astype(str))
