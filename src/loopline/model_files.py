@@ -1,11 +1,24 @@
-"""What a saved classifier folder says about itself, read without loading weights or transformers."""
+"""What a saved classifier folder says about itself, read without loading weights or transformers.
+
+:func:`read_labels` is the one reader of a model folder's labels; :func:`labels_from_id2label` is the
+one rule that turns an ``id2label`` mapping (from a ``config.json`` or a loaded model's config, keys
+ints or their strings) into the labels in head order.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from loopline.errors import DataError
+
+
+def labels_from_id2label(id2label: Mapping[Any, Any] | None) -> list[str]:
+    """The labels of an ``id2label`` mapping in head (id) order, as strings; [] for None or empty."""
+    mapping = id2label or {}
+    return [str(mapping[key]) for key in sorted(mapping, key=int)]
 
 
 def read_labels(model_dir: str | Path) -> list[str]:
@@ -21,5 +34,4 @@ def read_labels(model_dir: str | Path) -> list[str]:
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"Cannot read the model's config.json: {err}", where=str(config_path)) from None
-    id2label = config.get("id2label") or {}
-    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+    return labels_from_id2label(config.get("id2label"))

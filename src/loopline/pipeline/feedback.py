@@ -13,7 +13,8 @@ from loopline.config import Settings
 from loopline.contracts import ContractResult, validate_feedback_batch
 from loopline.errors import ContractViolation, DataError
 from loopline.faults import crash_point
-from loopline.feedback.store import BatchInfo, FeedbackStore, ImportResult
+from loopline.feedback.batches import BatchInfo, ImportResult
+from loopline.feedback.store import FeedbackStore
 
 logger = logging.getLogger(__name__)
 
