@@ -333,7 +333,7 @@ def loopline_round(
         init_model_dir=str(plan.champion_dir),
     )
     track.add_training(result, seconds)
-    eval_sets = {name: plan.frame(name) for name in plan.eval_sets}
+    eval_sets = plan.eval_frames()
     gate = assess_candidate(
         settings,
         result.model_dir,

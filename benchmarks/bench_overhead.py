@@ -8,7 +8,7 @@ Prefect's temporary server are paid where a user pays them):
   with ``run_id=None``: no MLflow run, no Prefect, nothing registered.
 - ``mlflow``: train_flow's body without Prefect: the same calls logging to an MLflow run (SQLite
   store in the home), then ``publish_candidate`` (log, register, promote).
-- ``prefect``: ``flows.train_flow.train_flow`` on Prefect's ephemeral server (fresh
+- ``prefect``: ``loopline.flows.train_flow.train_flow`` on Prefect's ephemeral server (fresh
   ``PREFECT_HOME``); its stage times are the Prefect task runs' start/end times.
 
 Overhead = (prefect − bare) / bare, split into what MLflow adds (mlflow − bare) and what Prefect
@@ -192,7 +192,7 @@ def import_modules(mode: str) -> None:
     if mode != "bare":
         names += ["loopline.pipeline.champion", "loopline.pipeline.publish"]
     if mode == "prefect":
-        names.append("flows.train_flow")
+        names.append("loopline.flows.train_flow")
     for name in names:
         importlib.import_module(name)
 
@@ -290,7 +290,7 @@ def _lineage(settings: Any, ingested: Any, parent_version: str) -> dict[str, str
 
 def run_prefect_flow(settings: Any, overrides: dict[str, Any], data_path: str, number: int) -> RunTiming:
     """train_flow on the ephemeral server; stage times from its task runs' start and end times."""
-    from flows.train_flow import train_flow
+    from loopline.flows.train_flow import train_flow
 
     start = time.time()
     state = train_flow(data_path, overrides=overrides, return_state=True)

@@ -23,6 +23,7 @@ from rich.text import Text
 from loopline.config import Settings, load_settings
 from loopline.errors import ConfigError, LooplineError
 from loopline.logs import configure_cli_logging
+from loopline.metric_names import TEST_MACRO_F1
 from loopline.processes import current_user
 from loopline.telemetry import disable_telemetry, set_orchestration_defaults
 
@@ -215,7 +216,7 @@ def train(
         task=task,
     )
     _require_file(data, "--data")
-    from flows.train_flow import train_flow  # torch, transformers, Prefect: after the cheap checks
+    from loopline.flows.train_flow import train_flow  # torch, transformers, Prefect: after the cheap checks
 
     summary = train_flow(str(data), overrides=_overrides(settings))
     print_train_summary(summary, settings)
@@ -263,7 +264,7 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model version on a labelled file (metrics, behaviour, latency)."""
     from loopline.errors import DataError
-    from loopline.registry.models import get_alias_version, get_version
+    from loopline.registry.lookups import get_alias_version, get_version
 
     settings = _file_settings(config, home, text_col, label_col, encoding, label_map, task=task)
     loaded = _load(settings, data)
@@ -301,7 +302,7 @@ def evaluate(
 @friendly_errors
 def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
     """List registered versions with their aliases (stages), metrics and data version."""
-    from loopline.registry.models import list_versions
+    from loopline.registry.lookups import list_versions
 
     settings = _settings(config, home)
     table = Table(title=Text(f"Registered model {settings.model_name}"))
@@ -323,7 +324,7 @@ def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
                 (
                     summary.version,
                     ", ".join(summary.aliases) or "-",
-                    _fmt(summary.metrics.get("test.entity_f1", summary.metrics.get("test.macro_f1"))),
+                    _fmt(summary.metrics.get("test.entity_f1", summary.metrics.get(TEST_MACRO_F1))),
                     tags.get("loopline.dataset_version", "-"),
                     tags.get("loopline.gate", "-"),
                     tags.get("loopline.parent_version") or "-",
@@ -435,10 +436,10 @@ def demo(
     import shutil
 
     import pandas as pd
-    from flows.demo_flow import demo_flow
 
     from loopline.data.demo import minimum_functionality_examples, write_demo_files
-    from loopline.registry.models import model_exists
+    from loopline.flows.demo_flow import demo_flow
+    from loopline.registry.lookups import model_exists
     from loopline.stores import connect
 
     settings = _settings(config, home, connect_stores=False, training={"epochs": epochs}, task=task)
@@ -469,9 +470,8 @@ def demo(
 
 def _ner_demo(settings: Settings) -> None:
     """The named-entity loop: a PER/LOC/ORG tagger, then corrections and a round with a new type."""
-    from flows.ner_demo_flow import ner_demo_flow
-
     from loopline.data.demo_ner import generate_ner_demo
+    from loopline.flows.ner_demo_flow import ner_demo_flow
 
     files = generate_ner_demo(settings.home / "demo-ner", seed=0)
     console.rule("[bold]loopline demo — named entities")
@@ -571,7 +571,7 @@ def feedback_import(
     """Import a feedback file (idempotent) and run the feedback contract on it; a rejected batch exits 2."""
     settings = _file_settings(config, home, text_col, label_col, encoding, label_map, task=task)
     _require_file(path, "PATH")
-    from flows.feedback_flow import feedback_flow
+    from loopline.flows.feedback_flow import feedback_flow
 
     intake = feedback_flow(str(path), overrides=_overrides(settings))
     state = "already imported" if intake["already_imported"] else "imported"
@@ -655,7 +655,7 @@ def monitor(
     home: HomeOpt = None,
 ) -> None:
     """Check drift and decay on the feedback since the last check; retrain when the policy says so."""
-    from flows.monitor_flow import monitor_flow
+    from loopline.flows.monitor_flow import monitor_flow
 
     settings = _settings(config, home, task=task)
     summary = monitor_flow(trigger=trigger.value, scheduled=scheduled, overrides=_overrides(settings))
@@ -676,7 +676,7 @@ def retrain(
     home: HomeOpt = None,
 ) -> None:
     """Run one continual retraining round now (warm start + replay, gated)."""
-    from flows.retrain_flow import retrain_flow
+    from loopline.flows.retrain_flow import retrain_flow
 
     settings = _settings(config, home, task=task)
     print_retrain(retrain_flow(reason=reason, overrides=_overrides(settings)))
@@ -719,7 +719,7 @@ def schedule(
     home: HomeOpt = None,
 ) -> None:
     """Serve monitor and retrain as Prefect deployments (needs `prefect server start` and PREFECT_API_URL)."""
-    from flows.deployments import serve_deployments
+    from loopline.flows.deployments import serve_deployments
 
     settings = _settings(config, home)
     serve_deployments(monitor_cron, fallback_cron, str(config) if config else None, _overrides(settings))

@@ -12,12 +12,12 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
-from flows.demo_flow import demo_flow
-from flows.feedback_flow import feedback_flow
-from flows.monitor_flow import monitor_flow
 from mlflow import MlflowClient
 
 from loopline.data.demo import NEW_INTENT, minimum_functionality_examples
+from loopline.flows.demo_flow import demo_flow
+from loopline.flows.feedback_flow import feedback_flow
+from loopline.flows.monitor_flow import monitor_flow
 
 pytestmark = pytest.mark.integration
 MODEL = "loopline-classifier"

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from flows.feedback_flow import feedback_flow
-from flows.retrain_flow import retrain_flow
-from flows.train_flow import train_flow
 from mlflow import MlflowClient
 
 from loopline.data.demo import DEMO_INTENTS, NEW_INTENT, generate_demo_dataset
 from loopline.errors import GateFailed
 from loopline.feedback.store import FeedbackStore
+from loopline.flows.feedback_flow import feedback_flow
+from loopline.flows.retrain_flow import retrain_flow
+from loopline.flows.train_flow import train_flow
 
 pytestmark = pytest.mark.integration
 

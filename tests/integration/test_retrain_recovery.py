@@ -14,17 +14,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import flows.retrain_flow as retrain_module
 import mlflow
 import pandas as pd
 import pytest
-from flows.feedback_flow import feedback_flow
-from flows.retrain_flow import retrain_flow
-from flows.train_flow import train_flow
 from mlflow import MlflowClient
 from prefect.settings import PREFECT_API_URL
 
+import loopline.flows.retrain_flow as retrain_module
 from loopline.feedback.store import FeedbackStore
+from loopline.flows.feedback_flow import feedback_flow
+from loopline.flows.retrain_flow import retrain_flow
+from loopline.flows.train_flow import train_flow
 from tests.integration.conftest import tiny_overrides
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def _kill_when_training_checkpoints(process: subprocess.Popen[bytes], runs_dir: 
 def test_killed_retrain_leaves_state_consistent_and_rerun_completes(champion_home: dict[str, Any]) -> None:
     home, overrides = champion_home["home"], champion_home["overrides"]
     code = (
-        "import json, sys; from flows.retrain_flow import retrain_flow;"
+        "import json, sys; from loopline.flows.retrain_flow import retrain_flow;"
         "retrain_flow(overrides=json.loads(sys.argv[1]))"
     )
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

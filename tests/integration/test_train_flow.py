@@ -8,10 +8,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from flows.train_flow import train_flow
 from mlflow import MlflowClient
 
 from loopline.errors import ContractViolation, DataError, GateFailed
+from loopline.flows.train_flow import train_flow
 from tests.integration.conftest import tiny_overrides
 
 pytestmark = pytest.mark.integration

@@ -89,10 +89,10 @@ CRASHING_IMPORT = textwrap.dedent(
     """
     import os, sys
     from sqlalchemy import Engine, event
-    import loopline.feedback.store as store_module
+    import loopline.feedback.batches as batches_module
     from loopline.feedback import FeedbackStore
 
-    store_module.IMPORT_CHUNK_ROWS = 4
+    batches_module.IMPORT_CHUNK_ROWS = 4
     inserts = []
 
     def crash(conn, cursor, statement, *args):

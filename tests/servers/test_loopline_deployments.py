@@ -12,7 +12,7 @@ from tests.servers.test_prefect_server import run_prefect_script
 pytestmark = pytest.mark.servers
 
 APPLY_LOOPLINE_DEPLOYMENTS = """
-from flows.deployments import build_deployments
+from loopline.flows.deployments import build_deployments
 
 for deployment in build_deployments("*/15 * * * *", "0 3 * * 1", None, {"home": "/tmp/loopline-home"}):
     print("DEPLOYMENT_" + deployment.name.upper(), deployment.apply())

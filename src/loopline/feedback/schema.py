@@ -7,6 +7,7 @@ UTC (``timestamptz`` on PostgreSQL, naive UTC text on SQLite) and always gives b
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from loopline.data.text import normalise_text
+
 FEEDBACK_STATUSES = ("pending", "accepted", "quarantined", "used")
 BATCH_STATUSES = ("imported", "accepted", "rejected", "used")
 DECISION_KINDS = ("monitor", "retrain", "skip")
@@ -37,6 +40,15 @@ ID_LENGTH = 64  # uuids, batch ids, model versions and run ids fit comfortably
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def row_key(text: str | None, label: str | None, user: str | None) -> str | None:
+    """The identity of a feedback row across batches (``FeedbackRow.row_key``): normalised text, label and
+    user; None for a row without text or label (the contract quarantines those, each with its own reason)."""
+    if not text or not text.strip() or not label:
+        return None
+    payload = "\0".join([normalise_text(text or ""), label or "", user or ""])
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _in_check(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:

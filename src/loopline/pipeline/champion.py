@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from loopline.config import Settings
 from loopline.errors import LooplineError, StoreError
 from loopline.faults import crash_point
+from loopline.model_files import read_labels
 from loopline.processes import process_is_alive
 from loopline.registry.integrity import (
     CACHE_MARKER,
@@ -23,7 +24,7 @@ from loopline.registry.integrity import (
     manifest_differences,
     parse_manifest,
 )
-from loopline.registry.models import get_alias_version, get_version, model_exists
+from loopline.registry.lookups import get_alias_version, get_version, model_exists
 from loopline.tasks import task_of_model
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ def require_task(settings: Settings, champion: Champion | None) -> None:
             hint=f'pass --task {found} (or task = "{found}" in loopline.toml), or use another model_name '
             f"for a {settings.task} model.",
         )
+
+
+def champion_labels(settings: Settings) -> list[str]:
+    """The labels the production model knows, in head order (read from its local copy's config)."""
+    return read_labels(require_champion(settings).model_dir)
 
 
 def fetch_model_dir(settings: Settings, version: str) -> Path:

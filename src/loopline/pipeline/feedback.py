@@ -13,7 +13,8 @@ from loopline.config import Settings
 from loopline.contracts import ContractResult
 from loopline.errors import ContractViolation, DataError
 from loopline.faults import crash_point
-from loopline.feedback.store import BatchInfo, FeedbackStore, ImportResult
+from loopline.feedback.batches import BatchInfo, ImportResult
+from loopline.feedback.store import FeedbackStore
 from loopline.tasks import get_task
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from loopline.config import Settings
 from loopline.contracts import ContractResult
 from loopline.data.snapshots import DatasetVersion, save_snapshot
 from loopline.errors import ContractViolation
+from loopline.metric_names import CONTRACT, QUARANTINED_ROWS, TRUNCATED_ROWS, contract_metric
 from loopline.tasks import get_task
 from loopline.tracking import active_run, log_file, log_json, mlflow_client
 
@@ -77,12 +78,12 @@ def ingest_training_data(
     )
 
 
-def log_contract_result(run_id: str, result: ContractResult, prefix: str = "contract") -> None:
+def log_contract_result(run_id: str, result: ContractResult, prefix: str = CONTRACT) -> None:
     """Contract verdict, summary and quarantine file on the run, so the UI shows why rows left."""
     client = mlflow_client()
     client.set_tag(run_id, f"loopline.{prefix}", "passed" if result.success else "failed")
-    client.log_metric(run_id, f"{prefix}.quarantined_rows", len(result.quarantined))
-    client.log_metric(run_id, f"{prefix}.truncated_rows", result.truncated_rows)
+    client.log_metric(run_id, contract_metric(QUARANTINED_ROWS, prefix), len(result.quarantined))
+    client.log_metric(run_id, contract_metric(TRUNCATED_ROWS, prefix), result.truncated_rows)
     log_json(run_id, result.to_dict(), f"{prefix}/result.json")
     for path in (result.quarantine_path, result.report_path):
         if path is not None and Path(path).exists():

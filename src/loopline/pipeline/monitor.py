@@ -15,6 +15,7 @@ import pandas as pd
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
+from loopline.metric_names import DRIFT_FLAGS, DRIFT_NOVEL_SHARE, MONITOR_WINDOW_SIZE, TEST_ACCURACY
 from loopline.monitoring.drift import (
     DriftInputs,
     DriftReport,
@@ -215,7 +216,7 @@ def _champion_accuracy(champion: Champion) -> float | None:
     run_id = champion.tags.get("loopline.run_id")
     if not run_id:
         return None
-    return mlflow_client().get_run(run_id).data.metrics.get("test.accuracy")
+    return mlflow_client().get_run(run_id).data.metrics.get(TEST_ACCURACY)
 
 
 def _evidently_html(
@@ -253,12 +254,12 @@ def _log_monitoring(
     run_id: str, drift: dict[str, Any], decision: TriggerDecision, reports: list[Path]
 ) -> None:
     client = mlflow_client()
-    client.log_metric(run_id, "window_size", float(drift.get("window_size", 0)))
+    client.log_metric(run_id, MONITOR_WINDOW_SIZE, float(drift.get("window_size", 0)))
     novelty = drift.get("novelty") or {}
     if "novel_share" in novelty:
-        client.log_metric(run_id, "drift.novel_share", float(novelty["novel_share"]))
-    for key in ("drift_detected", "decay_detected"):
-        client.log_metric(run_id, f"drift.{key}", float(bool(drift.get(key))))
+        client.log_metric(run_id, DRIFT_NOVEL_SHARE, float(novelty["novel_share"]))
+    for key, metric in DRIFT_FLAGS.items():
+        client.log_metric(run_id, metric, float(bool(drift.get(key))))
     watched = drift.get("watched") or {}
     if watched.get("share") is not None:
         client.log_metric(run_id, "watched.share", float(watched["share"]))

@@ -14,7 +14,8 @@ from loopline.faults import crash_point
 from loopline.pipeline.canary import canary_failure
 from loopline.processes import current_user
 from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
-from loopline.registry.models import log_model, register_model, version_aliases
+from loopline.registry.lookups import find_version_by_tag, version_aliases
+from loopline.registry.packaging import log_model, register_model
 from loopline.registry.promotion import promote, promotion_history
 from loopline.tracking import active_run, mlflow_client
 
@@ -94,3 +95,9 @@ def promote_published(
     aliases = tuple(sorted(alias for alias, v in version_aliases(name).items() if v == version))
     logger.info("Published %s version %s with aliases %s", name, version, list(aliases))
     return PublishOutcome(name, version, aliases, f"models:/{name}/{version}")
+
+
+def find_registered_version(settings: Settings, tag: str, key: str) -> str | None:
+    """The version already registered under ``key`` in version tag ``tag`` (a training or retrain key), or
+    None: a rerun after a crash past registration finds it instead of training and registering again."""
+    return find_version_by_tag(settings.model_name, tag, key)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,13 +26,20 @@ from loopline.model_files import read_labels
 from loopline.pipeline.champion import Champion, require_task
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.relabel import relabel_outside
+from loopline.processes import holder_is_dead
 from loopline.tasks import get_task
-from loopline.tracking import mlflow_client
+from loopline.tracking import git_commit
+
+if TYPE_CHECKING:
+    from loopline.evaluation.gate import GateReport
 
 logger = logging.getLogger(__name__)
 
 # Share of the new feedback held out to check that it was learned (and a little for early stopping).
 FEEDBACK_SPLIT = SplitConfig(validation_fraction=0.1, test_fraction=0.2)
+RETRAIN_LOCK = "retrain"  # the feedback store's lock: one retrain round at a time
+RETRAIN_LOCK_STALE_AFTER = timedelta(hours=6)  # a holder this old is taken over even if it may live
+RETRAIN_KEY_TAG = "loopline.retrain_key"  # version tag: the feedback rows a version was trained on
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,12 @@ class RetrainPlan:
     relabelled_words: int = 0  # token task: O-tagged words of old types set from the champion
 
     def frame(self, name: str) -> pd.DataFrame:
+        """One of the plan's frames (train, validation, test, feedback, feedback_train, regression)."""
         return pd.read_parquet(self.data_dir / f"{name}.parquet")
+
+    def eval_frames(self) -> dict[str, pd.DataFrame]:
+        """The frames the gate scores the candidate on, by evaluation set name."""
+        return {name: self.frame(name) for name in self.eval_sets}
 
 
 def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, run_dir: Path) -> RetrainPlan:
@@ -123,13 +139,86 @@ def retrain_key(feedback_ids: list[int]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def find_version_for_key(settings: Settings, key: str, tag: str = "loopline.retrain_key") -> str | None:
-    """A version already registered under this key (a rerun after a crash past registration)."""
-    client = mlflow_client()
-    for version in client.search_model_versions(f"name='{settings.model_name}'"):
-        if version.tags.get(tag) == key:
-            return str(version.version)
-    return None
+@contextmanager
+def retrain_lock(store: FeedbackStore, holder: str) -> Iterator[bool]:
+    """Hold the retrain lock for ``holder`` while the block runs; yields False (holding nothing) when a
+    live round holds it. A holder whose process died, or one older than ``RETRAIN_LOCK_STALE_AFTER``, is
+    taken over."""
+    if not store.acquire_lock(
+        RETRAIN_LOCK, holder, stale_after=RETRAIN_LOCK_STALE_AFTER, holder_is_dead=holder_is_dead
+    ):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        store.release_lock(RETRAIN_LOCK, holder)
+
+
+def retrain_lineage(
+    settings: Settings, plan: RetrainPlan, dataset_version: str, flow_run_id: str
+) -> dict[str, str]:
+    """The version tags that say where a retrained candidate came from: its training snapshot, the frozen
+    test set, the parent champion, the feedback it learned and the retrain key a rerun finds it by."""
+    return {
+        "loopline.dataset_version": dataset_version,
+        "loopline.test_version": plan.test_version,
+        "loopline.parent_version": plan.champion_version,
+        "loopline.feedback_batches": ",".join(plan.batch_ids),
+        "loopline.feedback_rows": str(len(plan.feedback_ids)),
+        "loopline.new_labels": ",".join(plan.new_labels),
+        RETRAIN_KEY_TAG: plan.retrain_key,
+        "loopline.base_model": settings.resolved_base_model,
+        "loopline.contract": "passed",
+        "loopline.git_commit": git_commit(),
+        "loopline.prefect_flow_run_id": flow_run_id,
+    }
+
+
+def record_retrain_skipped(store: FeedbackStore, trigger: str, why: str) -> int:
+    """Record a round that did not train (another holds the lock, no feedback waits); returns its id."""
+    return store.record_decision("retrain", False, why, {"status": "skipped", "trigger": trigger})
+
+
+def record_gate_failed(
+    store: FeedbackStore, trigger: str, error: Exception, champion_version: str, run_id: str
+) -> int:
+    """Record a round that trained but whose candidate failed the gate: it counts as a completed retrain
+    (the cooldown starts), and nothing was registered."""
+    return store.record_decision(
+        "retrain",
+        True,
+        f"gate failed: {error}",
+        {"status": "completed", "gate": "failed", "trigger": trigger},
+        model_version=champion_version,
+        run_id=run_id,
+    )
+
+
+def record_retrain_registered(
+    store: FeedbackStore,
+    trigger: str,
+    plan: RetrainPlan,
+    gate: GateReport,
+    version: str,
+    aliases: tuple[str, ...],
+    run_id: str,
+) -> int:
+    """Record a completed round that registered ``version`` (with its aliases) and the gate's evidence."""
+    return store.record_decision(
+        "retrain",
+        True,
+        f"registered v{version} ({', '.join(aliases)})",
+        {
+            "status": "completed",
+            "gate": "passed",
+            "trigger": trigger,
+            "new_labels": plan.new_labels,
+            "gate_report": gate.to_dict(),
+        },
+        model_version=version,
+        run_id=run_id,
+    )
 
 
 def finish_retrain(settings: Settings, store: FeedbackStore, plan: RetrainPlan, version: str) -> None:

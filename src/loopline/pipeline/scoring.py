@@ -18,11 +18,12 @@ from loopline.config import Settings
 from loopline.data.loading import load_labelled_text
 from loopline.data.tagged import words_with_offsets
 from loopline.errors import DataError
-from loopline.feedback.store import FeedbackStore, PredictionRecord
+from loopline.feedback.predictions import PredictionRecord
+from loopline.feedback.store import FeedbackStore
 from loopline.inference import Classifier, TokenClassifier, load_classifier
 from loopline.monitoring.embeddings import embed_texts
 from loopline.pipeline.champion import fetch_model_dir
-from loopline.registry.models import get_alias_version, get_version
+from loopline.registry.lookups import get_alias_version, get_version
 
 logger = logging.getLogger(__name__)
 

@@ -1,15 +1,10 @@
-"""The MLflow model registry: log and register models, promote by alias, keep history, roll back."""
+"""The MLflow model registry: package and register models (``packaging``), find versions, aliases and
+tags (``lookups``), promote by alias with history and roll back (``promotion``), check files
+(``integrity``)."""
 
-from loopline.registry.models import (
-    VersionSummary,
-    get_alias_version,
-    get_version,
-    list_versions,
-    log_model,
-    register_model,
-    set_alias,
-)
-from loopline.registry.promotion import PromotionEvent, promote, promotion_history, rollback
+from loopline.registry.lookups import VersionSummary, get_alias_version, get_version, list_versions
+from loopline.registry.packaging import log_model, register_model
+from loopline.registry.promotion import PromotionEvent, promote, promotion_history, rollback, set_alias
 
 __all__ = [
     "PromotionEvent",

@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 from loopline.errors import RegistryError
 from loopline.faults import crash_point
 from loopline.processes import current_user, holder_is_dead, this_host
-from loopline.registry.models import (
+from loopline.registry.lookups import (
     GATE_TAG,
     check_alias,
     get_alias_version,
@@ -271,6 +271,14 @@ def rollback(
         artifact_location=artifact_location,
         canary=verdict,
     )
+
+
+def set_alias(name: str, alias: str, version: str | int) -> ModelVersion:
+    """Point ``alias`` at a version (no gate check, no history: use ``promote`` for that)."""
+    check_alias(alias)
+    mv = get_version(name, version)
+    mlflow_client().set_registered_model_alias(name, alias, str(mv.version))
+    return mv
 
 
 def _rollback_target(

@@ -30,7 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loopline.config import Settings
 from loopline.data.tagged import bio_problems, words_with_offsets
 from loopline.data.text import visible_text
-from loopline.feedback.store import FeedbackStore, FeedbackStoreError, PredictionRecord
+from loopline.feedback.engine import FeedbackStoreError
+from loopline.feedback.predictions import PredictionRecord
+from loopline.feedback.store import FeedbackStore
 from loopline.inference import TokenClassifier
 from loopline.serving.batcher import MicroBatcher
 from loopline.serving.holder import ModelHolder, Served

@@ -20,7 +20,7 @@ from loopline.errors import LooplineError
 from loopline.inference import ProbabilityClassifier, TokenClassifier, load_classifier
 from loopline.pipeline.canary import run_canary
 from loopline.pipeline.champion import PRODUCTION, fetch_model_dir, test_version_of
-from loopline.registry.models import get_alias_version
+from loopline.registry.lookups import get_alias_version
 from loopline.serving.runtime import TORCH, RuntimeVerdict, fast_classifier
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from loopline.feedback.store import FeedbackStore, PredictionRecord
+from loopline.feedback.predictions import PredictionRecord
+from loopline.feedback.store import FeedbackStore
 
 logger = logging.getLogger(__name__)
 

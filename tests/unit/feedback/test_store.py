@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, event
 
-import loopline.feedback.store as store_module
+import loopline.feedback.batches as batches_module
 from loopline.errors import DataError
 from loopline.feedback import (
     FEEDBACK_COLUMNS,
@@ -127,7 +127,7 @@ def fail_on_second_feedback_insert(monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     Yields a function that disarms the failure, for the rerun.
     """
-    monkeypatch.setattr(store_module, "IMPORT_CHUNK_ROWS", 2)
+    monkeypatch.setattr(batches_module, "IMPORT_CHUNK_ROWS", 2)
     inserts: list[str] = []
     armed = [True]
 
@@ -161,10 +161,10 @@ CRASHING_IMPORT = textwrap.dedent(
     """
     import os, sys
     from sqlalchemy import Engine, event
-    import loopline.feedback.store as store_module
+    import loopline.feedback.batches as batches_module
     from loopline.feedback import FeedbackStore
 
-    store_module.IMPORT_CHUNK_ROWS = 4
+    batches_module.IMPORT_CHUNK_ROWS = 4
     inserts = []
 
     def crash(conn, cursor, statement, *args):

@@ -1,9 +1,11 @@
-"""plan_retrain and finish_retrain on real files: frames, new labels, and the growing regression set."""
+"""plan_retrain and finish_retrain on real files: frames, new labels, and the growing regression set; the
+retrain lock and the decisions a round records."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,9 +14,20 @@ from loopline.config import Settings
 from loopline.data.demo import generate_demo_dataset
 from loopline.data.replay import ReplayBuffer
 from loopline.data.snapshots import save_snapshot
+from loopline.errors import GateFailed
+from loopline.evaluation.gate import GateReport
 from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.champion import Champion
-from loopline.pipeline.retrain import finish_retrain, plan_retrain, regression_path
+from loopline.pipeline.retrain import (
+    RETRAIN_LOCK,
+    finish_retrain,
+    plan_retrain,
+    record_gate_failed,
+    record_retrain_registered,
+    record_retrain_skipped,
+    regression_path,
+    retrain_lock,
+)
 
 
 def _champion(settings: Settings, tmp_path: Path) -> Champion:
@@ -78,3 +91,45 @@ def test_regression_set_off_keeps_the_test_set_alone(settings: Settings, tmp_pat
         finish_retrain(settings, store, plan, "2")
         assert not regression_path(settings).exists()
         assert store.accepted_unused_feedback().empty
+
+
+def test_retrain_lock_is_held_for_the_block_and_refused_meanwhile(tmp_path: Path) -> None:
+    with FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}") as store:
+        with retrain_lock(store, "host:1:a") as held:
+            assert held
+            with retrain_lock(store, "host:2:b") as second:
+                assert not second
+        assert store.acquire_lock(RETRAIN_LOCK, "host:3:c", stale_after=timedelta(hours=1))
+
+
+def test_a_round_s_decisions_say_whether_it_completed(settings: Settings, tmp_path: Path) -> None:
+    champion = _champion(settings, tmp_path)
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        _accept(store, _feedback("crypto_transfer", 50), "round1")
+        plan = plan_retrain(settings, store, champion, tmp_path / "round1")
+        record_retrain_skipped(store, "manual", "skipped: another retrain holds the lock")
+        assert store.last_retrain_at() is None  # a skipped round starts no cooldown
+        before = datetime.now(UTC)
+        record_gate_failed(store, "manual", GateFailed("macro-F1 too low"), "1", "run-1")
+        failed = store.last_decision("retrain")
+        assert failed is not None and failed.details == {
+            "status": "completed",
+            "gate": "failed",
+            "trigger": "manual",
+        }
+        assert (failed.reason, failed.model_version, failed.run_id) == (
+            "gate failed: macro-F1 too low.",
+            "1",
+            "run-1",
+        )
+        gate = GateReport(passed=True, checks=[], candidate={}, champion=None)
+        record_retrain_registered(
+            store, "monitor: drift", plan, gate, "2", ("candidate", "production"), "run-2"
+        )
+        registered = store.last_decision("retrain")
+        assert registered is not None and registered.reason == "registered v2 (candidate, production)"
+        assert (
+            registered.details["new_labels"] == ["crypto_transfer"] and registered.details["gate"] == "passed"
+        )
+        last = store.last_retrain_at()
+        assert last is not None and last >= before

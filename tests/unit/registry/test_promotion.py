@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -9,7 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from loopline.errors import RegistryError
-from loopline.registry.models import GATE_TAG, get_alias_version, log_model, register_model
+from loopline.registry.lookups import GATE_TAG, get_alias_version
+from loopline.registry.packaging import log_model, register_model
 from loopline.registry.promotion import (
     EVENT_TAG,
     PROMOTIONS_SUFFIX,
@@ -31,6 +33,11 @@ def model_uri(mlflow_store: MlflowStore, tiny_classifier_dir: Path) -> str:
 def registered(uri: str, name: str, versions: int, failed: tuple[int, ...] = ()) -> None:
     for number in range(1, versions + 1):
         register_model(uri, name, tags={GATE_TAG: "failed" if number in failed else "passed"})
+
+
+def register(uri: str, name: str, versions: int = 1, tags: dict[str, str] | None = None) -> None:
+    for _ in range(versions):
+        register_model(uri, name, tags=tags)
 
 
 def production(name: str) -> str:
@@ -156,3 +163,74 @@ def test_a_version_that_fails_the_canary_is_not_promoted_unless_forced(model_uri
     with pytest.raises(RegistryError, match="failed the canary"):
         rollback("canaried", canary=lambda version: "broken")
     assert production("canaried") == "2"
+
+
+def test_promotion_history_and_rollback(model_uri: str, mlflow_store: MlflowStore) -> None:
+    register(model_uri, "history", versions=2)
+    first = promote("history", 1, actor="alice", reason="first", gate_report={"passed": True, "checks": []})
+    second = promote("history", "2", actor="bob", reason="better on feedback")
+    assert str(get_alias_version("history", "production").version) == "2"
+    assert (second.previous_version, second.gate_passed) == ("1", None)
+
+    events = promotion_history("history", "production")
+    assert [(e.version, e.previous_version, e.actor, e.kind) for e in events] == [
+        ("1", None, "alice", "promotion"),
+        ("2", "1", "bob", "promotion"),
+    ]
+    assert events[0].gate_passed is True and events[0].run_id == first.run_id
+
+    back = rollback("history", actor="carol", reason="complaints")
+    assert (back.kind, back.version, back.previous_version, back.actor) == ("rollback", "1", "2", "carol")
+    assert str(get_alias_version("history", "production").version) == "1"
+    assert [e.kind for e in promotion_history("history")] == ["promotion", "promotion", "rollback"]
+
+    # The history lives in MLflow: a run per event, gate report as an artifact, beside the model's artifacts.
+    client = MlflowClient()
+    run = client.get_run(first.run_id)
+    assert run.data.tags["loopline.event"] == "promotion"
+    assert run.data.params["reason"] == "first"
+    report_path = mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="gate_report.json")
+    assert json.loads(Path(report_path).read_text())["passed"] is True
+    experiment = client.get_experiment_by_name("history-promotions")
+    assert experiment.artifact_location.startswith(mlflow_store.artifact_location)
+
+    # Promoting the version that already holds the alias changes and records nothing.
+    same = promote("history", 1, actor="dave")
+    assert same.kind == "unchanged" and same.run_id is None
+    assert len(promotion_history("history")) == 3
+
+
+def test_promotion_refuses_a_failed_gate_unless_forced(model_uri: str) -> None:
+    register(model_uri, "gated")
+    register(model_uri, "gated", tags={GATE_TAG: "failed"})
+    with pytest.raises(RegistryError, match="gate failed") as err:
+        promote("gated", 2, actor="alice", reason="try")
+    assert "loopline.gate=failed on version 2" in str(err.value)
+    assert get_alias_version("gated", "production") is None
+    with pytest.raises(RegistryError, match="passed=false"):
+        promote("gated", 1, gate_report={"passed": False})
+
+    forced = promote("gated", 2, actor="alice", reason="hotfix, accepted risk", force=True)
+    assert forced.gate_passed is False
+    run = MlflowClient().get_run(forced.run_id)
+    assert run.data.params["forced"] == "true"
+    assert str(get_alias_version("gated", "production").version) == "2"
+
+
+def test_clear_errors_for_unknown_model_version_alias_and_history(model_uri: str) -> None:
+    with pytest.raises(RegistryError, match="No registered model named 'nope'"):
+        promote("nope", 1)
+    register(model_uri, "errors")
+    with pytest.raises(RegistryError, match="has no version '7'") as err:
+        promote("errors", 7)
+    assert "Existing versions: [1]" in str(err.value)
+    assert get_alias_version("errors", "staging") is None
+    with pytest.raises(RegistryError, match="not a usable alias"):
+        promote("errors", 1, alias="prod uction")
+    with pytest.raises(RegistryError, match="no promotion of this alias is recorded"):
+        rollback("errors")
+    promote("errors", 1, alias="staging")
+    with pytest.raises(RegistryError, match="first version"):
+        rollback("errors", alias="staging")
+    with pytest.raises(RegistryError, match="Could not register"):
+        register_model("models:/m-doesnotexist", "errors")

@@ -13,7 +13,7 @@ from loopline.config import load_settings
 from loopline.inference import Classifier
 from loopline.pipeline.canary import run_canary
 from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
-from loopline.registry.models import log_model, register_model
+from loopline.registry.packaging import log_model, register_model
 from loopline.registry.promotion import promote
 from loopline.serving.holder import ModelHolder
 
