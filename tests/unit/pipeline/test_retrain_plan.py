@@ -36,7 +36,9 @@ def _champion(settings: Settings, tmp_path: Path) -> Champion:
     model_dir = tmp_path / "champion"
     model_dir.mkdir()
     labels = sorted(base["label"].unique())
-    (model_dir / "config.json").write_text(json.dumps({"id2label": dict(enumerate(labels))}))
+    (model_dir / "config.json").write_text(
+        json.dumps({"id2label": dict(enumerate(labels)), "architectures": ["BertForSequenceClassification"]})
+    )
     return Champion("1", model_dir, {"loopline.test_version": version})
 
 
