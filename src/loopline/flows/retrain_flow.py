@@ -169,6 +169,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
         "parent_version": champion.version,
         "run_id": run_id,
         "new_labels": plan.new_labels,
+        "relabelled_words": plan.relabelled_words,
         "gate": gate.to_dict(),
     }
 

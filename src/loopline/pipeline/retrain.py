@@ -167,6 +167,8 @@ def retrain_lineage(
         "loopline.feedback_batches": ",".join(plan.batch_ids),
         "loopline.feedback_rows": str(len(plan.feedback_ids)),
         "loopline.new_labels": ",".join(plan.new_labels),
+        "loopline.task": settings.task,
+        **({"loopline.relabelled_words": str(plan.relabelled_words)} if settings.task == "token" else {}),
         RETRAIN_KEY_TAG: plan.retrain_key,
         "loopline.base_model": settings.resolved_base_model,
         "loopline.contract": "passed",
