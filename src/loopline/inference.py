@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from loopline.data.tagged import words_with_offsets
 from loopline.errors import DataError, LooplineError
 from loopline.forward import predict_proba_encoded, resolve_device
-from loopline.model_files import read_labels
+from loopline.model_files import labels_from_id2label
 from loopline.tasks import Task, get_task, task_of_model
 from loopline.training.batching import encode_texts
 
@@ -213,12 +213,15 @@ def load_classifier(
         raise LooplineError(
             "No fine-tuned model found.", where=str(path), hint="Pass the model folder that training wrote."
         )
-    task = task_of_model(path)
+    try:
+        task = task_of_model(path)
+    except DataError:  # a bare encoder: transformers gives it a fresh sequence head, as before tasks
+        task = get_task("sequence")
     target = resolve_device(device)
     model = task.model_class.from_pretrained(path).to(target)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    labels = read_labels(path)
+    labels = labels_from_id2label(model.config.id2label)
     logger.info("Loaded %s classifier %s (%d labels) on %s", task.name, path, len(labels), target)
     if task.name == "token":
         return TokenClassifier(model, tokenizer, labels, target, max_length)
