@@ -65,18 +65,24 @@ class TrainingConfig(_Section):
     max_length: int = Field(64, ge=8, le=512, description="Tokens per text; longer texts are truncated.")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="Cross-entropy label smoothing.")
     early_stopping_patience: int = Field(
-        2, ge=0, description="Epochs without validation macro-F1 gain before stopping; 0 disables."
+        2,
+        ge=0,
+        description="Epochs without gain of the validation score (macro-F1; entity F1 for token models) "
+        "before stopping; 0 disables.",
     )
     seed: int = Field(13, description="Seed for splits, sampling and initialisation.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train; auto picks CUDA.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
     relabel_outside_above: float | None = Field(
-        0.9,
+        0.7,
         gt=0,
         le=1,
         description="Token task, O-label confusion: new data often tags old entity types O (its annotators "
         "looked for the new type only). Before a retrain, an entity the champion finds in O-tagged words "
-        "with every word's tag probability at or above this is written into the feedback's tags. None: off.",
+        "of the feedback and of the replayed rows, with every word's tag probability at or above this, is "
+        "written into their tags. None: off. 0.7: 93-96% of the filled words matched the hidden gold tags "
+        "on class-incremental CoNLL-2003 (benchmarks/bench_ner_incremental.py); 0.9 filled almost none, "
+        "as label smoothing caps a word's probability near 0.9.",
     )
 
 

@@ -82,21 +82,25 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
     old_labels = read_labels(champion.model_dir)
     labels = task.extend_labels(old_labels, feedback["label"].astype(str))
     new_labels = labels[len(old_labels) :]
+    test_version = champion.test_version
+    base = load_splits(settings, test_version)
+    replay = _replay_buffer(settings, base.train)
     feedback_rows = feedback[["text", "label"]].astype(str)
+    replayed = replay.sample()[["text", "label"]]
     relabelled = 0
     if task.name == "token" and settings.training.relabel_outside_above is not None:
-        feedback_rows, relabelled = relabel_outside(
-            feedback_rows,
+        # New rows leave old types O, and replayed rows of earlier rounds leave later types O: both are
+        # filled from the champion, which knows every type so far (one pass over both).
+        both, relabelled = relabel_outside(
+            pd.concat([feedback_rows, replayed], ignore_index=True),
             champion.model_dir,
             settings.training.relabel_outside_above,
             settings.training.max_length,
         )
-    test_version = champion.test_version
-    base = load_splits(settings, test_version)
-    replay = _replay_buffer(settings, base.train)
+        feedback_rows, replayed = both.iloc[: len(feedback_rows)], both.iloc[len(feedback_rows) :]
     parts = create_splits(feedback_rows, FEEDBACK_SPLIT, settings.training.seed, task.strata)
     frames = {
-        "train": pd.concat([parts.train, replay.sample()[["text", "label"]]], ignore_index=True),
+        "train": pd.concat([parts.train, replayed], ignore_index=True),
         "validation": pd.concat([base.validation, parts.validation], ignore_index=True),
         "test": base.test,
         "feedback": parts.test,
