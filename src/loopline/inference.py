@@ -18,9 +18,10 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from loopline.data.tagged import words_with_offsets
 from loopline.errors import DataError, LooplineError
-from loopline.forward import predict_proba_encoded, resolve_device
+from loopline.forward import predict_proba_encoded, resolve_device, word_probabilities_encoded
 from loopline.model_files import labels_from_id2label
 from loopline.tasks import Task, get_task, task_of_model
+from loopline.tasks.token import fill_to_words
 from loopline.training.batching import encode_texts
 
 __all__ = [
@@ -133,16 +134,10 @@ class TokenClassifier:
         confidence of each text."""
         texts = check_texts(texts)
         tags, confidences = self._decode(texts, batch_size)
-        padded = [
-            " ".join(t.split() + ["O"] * (len(x.split()) - len(t.split())))
-            for t, x in zip(tags, texts, strict=True)
-        ]
-        return padded, confidences
+        return [fill_to_words(t, len(x.split())) for t, x in zip(tags, texts, strict=True)], confidences
 
     def word_probabilities(self, words: Sequence[Sequence[str]], batch_size: int = 128) -> list[np.ndarray]:
         """Tag probabilities ``(words, labels)`` of pre-split sentences (kept words only)."""
-        from loopline.forward import word_probabilities_encoded
-
         texts = [" ".join(w) for w in words]
         label2id = {label: i for i, label in enumerate(self.labels)}
         encoded = self.task.encode(self.tokenizer, texts, None, label2id, self.max_length)

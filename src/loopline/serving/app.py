@@ -37,6 +37,7 @@ from loopline.inference import TokenClassifier
 from loopline.serving.batcher import MicroBatcher
 from loopline.serving.holder import ModelHolder, Served
 from loopline.serving.prediction_log import Embed, PredictionLog
+from loopline.tasks.token import fill_to_words
 
 logger = logging.getLogger(__name__)
 
@@ -385,8 +386,7 @@ def _entity_answers(
         ordered = np.sort(probs, axis=-1)[:, ::-1] if len(probs) else np.ones((1, 2))
         confidence = float(ordered[:, 0].min())
         margin = float((ordered[:, 0] - ordered[:, 1]).min()) if ordered.shape[1] > 1 else 1.0
-        tags = " ".join(tagger.labels[int(i)] for i in probs.argmax(axis=-1)) if len(probs) else ""
-        tags = " ".join(tags.split() + ["O"] * (len(words) - len(probs)))  # words past max_length
+        tags = fill_to_words(" ".join(tagger.labels[int(i)] for i in probs.argmax(axis=-1)), len(words))
         abstained = cfg.abstain_below is not None and confidence < cfg.abstain_below
         flagged = abstained or margin < cfg.flag_margin
         prediction_id = str(uuid.uuid4())

@@ -37,6 +37,13 @@ def entity_types(values: Iterable[str]) -> set[str]:
     return {entity_type(tag) for value in values for tag in str(value).split() if tag != OUTSIDE}
 
 
+def fill_to_words(tags: str, words: int) -> str:
+    """A tag string over the first words, extended with ``O`` to ``words`` tags: words past
+    ``max_length`` were not predicted, so they count as outside (a truncated entity is a miss)."""
+    kept = tags.split()
+    return " ".join(kept + [OUTSIDE] * (words - len(kept)))
+
+
 def type_labels(types: Iterable[str]) -> list[str]:
     """``B-`` and ``I-`` labels of each type, types sorted (the order a head grows in)."""
     return [f"{prefix}-{kind}" for kind in sorted(types) for prefix in ("B", "I")]
@@ -117,11 +124,7 @@ class TokenTask:
     def metrics(
         self, true: Sequence[str], predicted: Sequence[str], confidences: np.ndarray, labels: Sequence[str]
     ) -> EvalMetrics:
-        # Words past max_length were not predicted: they count as O, so a truncated entity is a miss.
-        padded = [
-            " ".join(p.split() + [OUTSIDE] * (len(str(t).split()) - len(p.split())))
-            for t, p in zip(true, predicted, strict=True)
-        ]
+        padded = [fill_to_words(str(p), len(str(t).split())) for t, p in zip(true, predicted, strict=True)]
         return token_eval_metrics(true, padded, confidences, labels)
 
     def read_labelled(
