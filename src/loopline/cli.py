@@ -52,6 +52,15 @@ LabelColOpt = Annotated[
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Folder of the embedded stores (default .loopline).")
 ]
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        min=1,
+        help="Training processes on this machine (torchrun DDP: one per GPU, or a few on CPU); "
+        "training.nproc_per_node.",
+    ),
+]
 EncodingOpt = Annotated[
     str | None,
     typer.Option("--encoding", help="Text encoding of the file (default utf-8; a BOM is recognised)."),
@@ -190,6 +199,7 @@ def train(
     max_length: Annotated[int | None, typer.Option(help="Tokens per text.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     base_model: Annotated[str | None, typer.Option(help="Base model dir (default: packaged MiniLM).")] = None,
+    nproc: NprocOpt = None,
     encoding: EncodingOpt = None,
     label_map: LabelMapOpt = None,
     task: TaskOpt = None,
@@ -203,6 +213,7 @@ def train(
         "batch_size": batch_size,
         "max_length": max_length,
         "seed": seed,
+        "nproc_per_node": nproc,
     }
     settings = _file_settings(
         config,
@@ -671,6 +682,7 @@ def monitor(
 @friendly_errors
 def retrain(
     reason: Annotated[str, typer.Option(help="Why, for the record.")] = "manual",
+    nproc: NprocOpt = None,
     task: TaskOpt = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -678,7 +690,7 @@ def retrain(
     """Run one continual retraining round now (warm start + replay, gated)."""
     from loopline.flows.retrain_flow import retrain_flow
 
-    settings = _settings(config, home, task=task)
+    settings = _settings(config, home, task=task, training={"nproc_per_node": nproc})
     print_retrain(retrain_flow(reason=reason, overrides=_overrides(settings)))
 
 

@@ -73,6 +73,16 @@ class TrainingConfig(_Section):
     seed: int = Field(13, description="Seed for splits, sampling and initialisation.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train; auto picks CUDA.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
+    nproc_per_node: int = Field(
+        1,
+        ge=1,
+        description="Training processes per node. Above 1 the fit step launches torchrun (DDP: gloo on CPU, "
+        "NCCL on GPU, one process per GPU); batch_size stays the global batch.",
+    )
+    nnodes: int = Field(1, ge=1, description="Nodes of a distributed training job (needs rdzv_endpoint).")
+    rdzv_endpoint: str | None = Field(
+        None, description="host:port of torchrun's rendezvous when nnodes > 1 (c10d backend)."
+    )
     relabel_outside_above: float | None = Field(
         0.7,
         gt=0,
@@ -84,6 +94,16 @@ class TrainingConfig(_Section):
         "on class-incremental CoNLL-2003 (benchmarks/bench_ner_incremental.py); 0.9 filled almost none, "
         "as label smoothing caps a word's probability near 0.9.",
     )
+
+    @property
+    def processes(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+    @model_validator(mode="after")
+    def _check_nodes(self) -> TrainingConfig:
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("training.nnodes > 1 needs training.rdzv_endpoint (host:port of the rendezvous)")
+        return self
 
 
 class ContractConfig(_Section):

@@ -17,7 +17,7 @@ from loopline.training.batching import EncodedDataset
 from loopline.training.model import check_labels, load_model_labels
 
 # Settings that change how fast training runs, not what it computes: a resume may change them.
-RUNTIME_ONLY = {"device", "num_threads", "eval_batch_size"}
+RUNTIME_ONLY = {"device", "num_threads", "eval_batch_size", "nproc_per_node", "nnodes", "rdzv_endpoint"}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ best epoch, safetensors + tokenizer), ``results.json`` and, while a run is unfin
 ``checkpoints/last.pt`` (everything needed to resume at the next epoch). What differs between tasks
 (encoding, loss, decoding, the validation score) comes from the :class:`~loopline.tasks.Task`; inputs,
 the optimiser and the checkpoint files live in their own modules. Tracking (MLflow) is the caller's
-job, through ``on_epoch_end``.
+job, through ``on_epoch_end``. Started by ``torchrun`` (see ``loopline.pipeline.torchrun``), the same
+loop runs as one rank of a DDP job: ``loopline.training.distributed`` says what changes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
@@ -35,6 +37,14 @@ from loopline.training.checkpoint import (
     save_checkpoint,
     save_json,
     save_model,
+)
+from loopline.training.distributed import (
+    DistributedLengthGroupedSampler,
+    Ranks,
+    barrier,
+    current_ranks,
+    from_main,
+    sum_over_ranks,
 )
 from loopline.training.inputs import (
     PreparedData,
@@ -80,7 +90,8 @@ class TrainResult:
     """Outcome of ``train_model``; ``model_dir`` holds the best epoch's model.
 
     ``score_name`` names the validation score (``macro_f1``, ``entity_f1``); ``truncated_words`` counts
-    words that ``max_length`` cut off (token task), so a too-short setting shows.
+    words that ``max_length`` cut off (token task), so a too-short setting shows. ``world_size`` is the
+    number of training processes; throughput is theirs together.
     """
 
     model_dir: Path
@@ -97,12 +108,22 @@ class TrainResult:
     task: str = "sequence"
     score_name: str = "macro_f1"
     truncated_words: int = 0
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["model_dir"] = str(self.model_dir)
         data["history"] = [m.to_dict() for m in self.history]
         return data
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainResult:
+        """Read back ``to_dict`` (``results.json``; extra keys such as ``params`` are ignored)."""
+        names = set(cls.__dataclass_fields__)
+        values = {key: value for key, value in saved.items() if key in names}
+        values["model_dir"] = Path(values["model_dir"])
+        values["history"] = [EpochMetrics(**_renamed(m)) for m in values["history"]]
+        return cls(**values)
 
 
 @dataclass
@@ -149,6 +170,8 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     output_dir: Path
     fingerprint: str
+    ranks: Ranks
+    forward: torch.nn.Module  # the model, wrapped in DDP when there are several ranks
     state: _RunState = field(default_factory=_RunState)
 
     @property
@@ -189,8 +212,10 @@ def train_model(
         _log_run_block(run, train_df)
         _train_epochs(run, on_epoch_end)
     result = _result(run)
-    save_results(result, output_dir / "results.json", cfg, base_model, init_model_dir)
-    remove_checkpoint(output_dir)  # finished: model/ and results.json remain
+    if run.ranks.is_main:
+        save_results(result, output_dir / "results.json", cfg, base_model, init_model_dir)
+        remove_checkpoint(output_dir)  # finished: model/ and results.json remain
+    barrier()  # no rank leaves before rank 0 has written the results
     return result
 
 
@@ -218,39 +243,68 @@ def _setup_run(
     labels: list[str],
     init_model_dir: str | None,
 ) -> _Run:
+    ranks = current_ranks()
     try:
         device = resolve_device(cfg.device)
     except LooplineError as err:
         raise TrainingError(err.what, hint=err.hint) from err
+    if device.type == "cuda" and ranks.distributed:
+        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
     set_seed(cfg.seed)
     model, tokenizer = (
         warm_start(init_model_dir, labels, task) if init_model_dir else build_model(base_model, labels, task)
     )
     model.to(device)  # type: ignore[arg-type]  # transformers' stub of .to() is narrower than torch's
     data = prepare_data(task, train_df, val_df, tokenizer, labels, cfg.max_length)
-    loader = _train_loader(data.train, tokenizer, cfg, device)
+    loader = _train_loader(data.train, tokenizer, cfg, device, ranks)
     optimizer = build_optimizer(model, cfg, device)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
     identity = fingerprint(cfg, task, labels, base_model, init_model_dir, train_df, val_df)
+    saved = resume_checkpoint(output_dir, identity, model, optimizer, scheduler)  # every rank reads it
+    # Wrapped after the resume: DDP starts every rank from rank 0's (restored) weights.
+    forward = DistributedDataParallel(model) if ranks.distributed else model
     run = _Run(
-        cfg, task, model, tokenizer, labels, data, device, loader, optimizer, scheduler, output_dir, identity
+        cfg,
+        task,
+        model,
+        tokenizer,
+        labels,
+        data,
+        device,
+        loader,
+        optimizer,
+        scheduler,
+        output_dir,
+        identity,
+        ranks,
+        forward,
     )
-    saved = resume_checkpoint(output_dir, identity, model, optimizer, scheduler)
     if saved is not None:
         run.state = _RunState.from_dict(saved)
     return run
 
 
 def _train_loader(
-    dataset: EncodedDataset, tokenizer: PreTrainedTokenizerBase, cfg: TrainingConfig, device: torch.device
+    dataset: EncodedDataset,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TrainingConfig,
+    device: torch.device,
+    ranks: Ranks,
 ) -> DataLoader:
     cuda = device.type == "cuda"
-    sampler = LengthGroupedSampler(dataset.lengths, cfg.batch_size, seed=cfg.seed)
+    sampler = (
+        DistributedLengthGroupedSampler(dataset.lengths, cfg.batch_size, cfg.seed, ranks)
+        if ranks.distributed
+        else LengthGroupedSampler(dataset.lengths, cfg.batch_size, seed=cfg.seed)
+    )
     collator = PaddingCollator(tokenizer.pad_token_id or 0, pad_to_multiple_of=8 if cuda else None)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, pin_memory=cuda)
 
 
 def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
+    if not run.ranks.is_main:
+        return
     cfg, steps = run.cfg, len(run.loader)
     precision = "bf16 autocast" if run.device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads"
     first = run.data.train.input_ids[0]
@@ -260,6 +314,13 @@ def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     logger.info("  Num labels = %d: %s", len(run.labels), ", ".join(run.labels[:20]))
     logger.info("  Num epochs = %d (early stopping patience %d)", cfg.epochs, cfg.early_stopping_patience)
     logger.info("  Batch size = %d, max length = %d", cfg.batch_size, cfg.max_length)
+    if run.ranks.distributed:
+        logger.info(
+            "  Processes = %d (DDP, %s), batch per process = %d",
+            run.ranks.world_size,
+            torch.distributed.get_backend(),
+            -(-cfg.batch_size // run.ranks.world_size),
+        )
     if run.data.truncated_words:
         logger.warning(
             "  %d words are beyond max_length = %d subwords and are not trained on (raise max_length)",
@@ -290,14 +351,18 @@ def _train_epochs(run: _Run, on_epoch_end: Callable[[EpochMetrics], None] | None
         if run.state.stopped_early:
             break
         metrics = _run_epoch(run, epoch)
-        state = run.state
+        state = run.state  # every rank keeps the same state: the scores come from rank 0
         state.epoch, state.history = epoch, [*state.history, metrics]
-        if metrics.val_score > state.best_score:
+        best = metrics.val_score > state.best_score
+        if best:
             state.best_score, state.best_epoch, state.bad_epochs = metrics.val_score, epoch, 0
-            save_model(run.model, run.tokenizer, run.output_dir / "model")
         else:
             state.bad_epochs += 1
             state.stopped_early = bool(patience) and state.bad_epochs >= patience and epoch < run.cfg.epochs
+        if not run.ranks.is_main:
+            continue
+        if best:
+            save_model(run.model, run.tokenizer, run.output_dir / "model")
         save_checkpoint(
             run.output_dir, run.fingerprint, state.to_dict(), run.model, run.optimizer, run.scheduler
         )
@@ -351,7 +416,7 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
         batch = {key: value.to(device, non_blocking=cuda) for key, value in batch.items()}
         targets = batch.pop("labels")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(**batch).logits
+            logits = run.forward(**batch).logits
         loss = run.task.loss(logits, targets, cfg.label_smoothing)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -359,12 +424,17 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach() * len(targets)
-    mean_loss = float(loss_sum) / max(samples, 1)  # float() waits for the GPU
-    return mean_loss, samples, tokens, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    loss_total, samples_total, tokens_total = sum_over_ranks(float(loss_sum), samples, tokens)
+    mean_loss = loss_total / max(samples_total, 1)  # float() above waited for the GPU
+    return mean_loss, int(samples_total), int(tokens_total), seconds
 
 
 def _validate(run: _Run) -> tuple[float, float]:
-    """Validation accuracy and the task's primary score."""
+    """Validation accuracy and the task's primary score (rank 0 computes them, every rank gets them)."""
+    if not run.ranks.is_main:
+        accuracy, score = from_main(0.0, 0.0)
+        return accuracy, score
     decoded = run.task.predict_encoded(
         run.model,
         run.data.val,
@@ -374,7 +444,8 @@ def _validate(run: _Run) -> tuple[float, float]:
         batch_size=run.cfg.eval_batch_size,
     )
     metrics = run.task.metrics(run.data.val_values, decoded.labels, decoded.confidences, run.labels)
-    return metrics.accuracy, metrics.primary
+    accuracy, score = from_main(metrics.accuracy, metrics.primary)
+    return accuracy, score
 
 
 def _result(run: _Run) -> TrainResult:
@@ -395,6 +466,7 @@ def _result(run: _Run) -> TrainResult:
         task=run.task.name,
         score_name=run.score_name,
         truncated_words=run.data.truncated_words,
+        world_size=run.ranks.world_size,
     )
 
 
