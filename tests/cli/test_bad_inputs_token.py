@@ -1,5 +1,6 @@
 """Bad inputs of the token task (NER), each fed to the real command in its own process, and the refusal to
-mix tasks in one model line.
+mix tasks in one model line (the other way round, a token line refusing sequence commands, goes through
+the same checks: ``require_task``, ``champion_labels``, ``require_model_task``).
 
 As in ``test_bad_inputs.py``: every case names the command, the exit code (2 for bad input or a refusal,
 never a traceback) and fragments of the message, which must say what is wrong and where (file:line, or
@@ -153,11 +154,13 @@ def test_bad_token_input(case: Case, tmp_path: Path, prefect_api: str) -> None:
 # ---- rows the token fixtures' own commands quarantined (no process of their own) ------------------------
 
 
+@pytest.mark.xdist_group("token-projects")  # one worker builds the token homes (`make test`: loadgroup)
 def test_a_misaligned_training_row_is_quarantined_and_the_rest_trains(token_projects: TokenProjects) -> None:
     assert "quarantined rows: 1" in token_projects.trained.output, token_projects.trained.explain()
     quarantined("2 token(s) but 3 tag(s)", rows=1)(token_projects.v1 / ".loopline", token_projects.trained)
 
 
+@pytest.mark.xdist_group("token-projects")
 def test_token_feedback_with_invalid_bio_is_quarantined_and_nothing_is_lost(
     token_projects: TokenProjects,
 ) -> None:
@@ -213,19 +216,3 @@ def test_a_sequence_line_refuses_token_commands(
     )
     refused(cli, home, "feedback", "import", "corrections.jsonl", "--task", "token", says=SEQUENCE_LINE)
     refused(cli, home, "evaluate", "--data", "tagged.conll", "--task", "token", says=SEQUENCE_LINE)
-
-
-def test_a_token_line_refuses_a_sequence_monitor(
-    tmp_path: Path, token_projects: TokenProjects, prefect_api: str
-) -> None:
-    folder = tmp_path / "token"
-    copy_project(token_projects.feedback, folder)
-    cli = Cli(cwd=folder, user_home=tmp_path / "user", prefect_api=prefect_api)
-    refused(
-        cli,
-        folder / ".loopline",
-        "monitor",
-        "--task",
-        "sequence",
-        says=["is a token classifier, but the task is sequence", "pass --task token"],
-    )

@@ -223,6 +223,7 @@ def token_home(tmp_path: Path, token_projects: TokenProjects, prefect_api: str) 
     return Home(folder, Cli(cwd=folder, user_home=tmp_path / "user", prefect_api=prefect_api))
 
 
+@pytest.mark.xdist_group("token-projects")  # built once, on the worker of the token tests
 @pytest.mark.parametrize("point", ["publish.candidate"])  # registered, not yet production: the subtle one
 def test_token_retrain_killed(point: str, token_home: Home) -> None:
     """As test_retrain_killed, on a token champion (relabelled O words, a head grown by B-/I- rows)."""
