@@ -293,9 +293,10 @@ def evaluate(
     if frame.empty:
         raise DataError("No row has both a text and a label", where=str(data), hint="Check the columns.")
     from loopline.pipeline.assess import evaluate_on_sets, load_mft  # torch: after the cheap checks
-    from loopline.pipeline.champion import fetch_model_dir
+    from loopline.pipeline.champion import fetch_model_dir, require_model_task
 
     model_dir = fetch_model_dir(settings, version)
+    require_model_task(settings, model_dir, version)  # else tag strings are scored as class names
     reports = evaluate_on_sets(model_dir, {"eval": frame}, settings, load_mft(settings.mft_path))
     metrics = reports["eval"].metrics
     skipped = len(loaded) - len(frame)

@@ -9,6 +9,7 @@ the temporary server each command starts itself.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -23,6 +24,7 @@ import pytest
 
 from loopline.config import load_settings
 from loopline.data.demo import write_demo_files
+from loopline.data.demo_ner import NerRoundKind, ner_round
 from loopline.stores import relocate_home
 from tests.processes import PREFECT_START_TIMEOUT_S, TELEMETRY_OFF, launch_prefect
 
@@ -179,6 +181,53 @@ def projects(
     feedback = Cli(cwd=root / "feedback", user_home=root / "user", prefect_api=prefect_api)
     feedback.ok("feedback", "import", "feedback.csv", *COLUMNS)
     return {"empty": empty, "v1": root / "v1", "feedback": root / "feedback"}
+
+
+NER_TOML = 'task = "token"\n'
+# Corrected sentences a reviewer got wrong: an I- tag after O (JSONL must be BIO), more tags than tokens.
+BAD_TOKEN_ROWS = [
+    {"tokens": ["Then", "Anna", "Smith", "spoke"], "tags": ["O", "I-PER", "I-PER", "O"]},
+    {"tokens": ["Rome", "and"], "tags": ["B-LOC", "O", "O"]},
+]
+
+
+def write_token_jsonl(path: Path, rows: list[dict[str, list[str]]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def token_rows(kind: NerRoundKind, n: int, seed: int) -> list[dict[str, list[str]]]:
+    """Sentences of the NER demo generator as token JSONL rows."""
+    return [{"tokens": list(s.tokens), "tags": list(s.tags)} for s in ner_round(kind, n, seed=seed)]
+
+
+@dataclass(frozen=True)
+class TokenProjects:
+    """Token (NER) project folders for tests to copy, and what the commands that made them said."""
+
+    v1: Path  # a tagger of PER/LOC/ORG in production, trained on train.jsonl (one misaligned row)
+    feedback: Path  # v1 and an accepted batch (corrections.jsonl): a new type, PRODUCT, and 2 bad rows
+    trained: Result
+    imported: Result
+
+
+@pytest.fixture(scope="session")
+def token_projects(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, prefect_api: str
+) -> TokenProjects:
+    root = tmp_path_factory.mktemp("token-projects")
+    v1 = root / "v1"
+    v1.mkdir()
+    (v1 / "loopline.toml").write_text(NER_TOML + tiny_toml(tiny_model_dir))
+    write_token_jsonl(v1 / "train.jsonl", [*token_rows("base", 200, seed=1), BAD_TOKEN_ROWS[1]])
+    write_token_jsonl(v1 / "corrections.jsonl", [*token_rows("new_type", 80, seed=3), *BAD_TOKEN_ROWS])
+    trained = Cli(cwd=v1, user_home=root / "user", prefect_api=prefect_api).ok(
+        "train", "--data", "train.jsonl"
+    )
+    copy_project(v1, root / "feedback")
+    feedback = Cli(cwd=root / "feedback", user_home=root / "user", prefect_api=prefect_api)
+    imported = feedback.ok("feedback", "import", "corrections.jsonl")
+    return TokenProjects(v1, root / "feedback", trained, imported)
 
 
 def tiny_toml(base_model: Path) -> str:

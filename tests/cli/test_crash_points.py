@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import COLUMNS, Cli, Result, copy_project
+from tests.cli.conftest import COLUMNS, Cli, Result, TokenProjects, copy_project
 
 MODEL = "loopline-classifier"
 
@@ -213,6 +213,34 @@ def test_retrain_killed(point: str, home: Home) -> None:
     home.assert_registry_agrees()
     assert home.running_runs() == 0
     assert "skipped" in home.cli.ok("retrain").output  # nothing left to train on
+
+
+@pytest.fixture()
+def token_home(tmp_path: Path, token_projects: TokenProjects, prefect_api: str) -> Home:
+    """A token (NER) tagger v1 in production and accepted corrections with a new type waiting."""
+    folder = tmp_path / "token"
+    copy_project(token_projects.feedback, folder)
+    return Home(folder, Cli(cwd=folder, user_home=tmp_path / "user", prefect_api=prefect_api))
+
+
+@pytest.mark.xdist_group("token-projects")  # built once, on the worker of the token tests
+@pytest.mark.parametrize("point", ["publish.candidate"])  # registered, not yet production: the subtle one
+def test_token_retrain_killed(point: str, token_home: Home) -> None:
+    """As test_retrain_killed, on a token champion (relabelled O words, a head grown by B-/I- rows)."""
+    before, batches = token_home.feedback(), token_home.batches()
+    killed(token_home.cli.run("retrain", LOOPLINE_CRASH_AT=point))
+    versions, production = RETRAIN_POINTS[point]
+    assert token_home.versions() == versions and token_home.aliases()["production"] == production
+    assert token_home.feedback() == before and token_home.batches() == batches
+    token_home.assert_registry_agrees()
+    done = token_home.cli.ok("retrain")
+    assert "reused" in done.output, done.explain()  # the registered v2 is finished, not trained again
+    assert token_home.versions() == ["1", "2"] and token_home.aliases()["production"] == "2"
+    after = token_home.feedback()
+    assert after.get("used") == before["accepted"] and "accepted" not in after, after
+    assert after.get("quarantined") == before["quarantined"], after  # the bad rows stay, with reasons
+    token_home.assert_registry_agrees()
+    assert token_home.running_runs() == 0
 
 
 def test_model_download_killed_before_the_rename(home: Home) -> None:

@@ -79,7 +79,7 @@ def _read_file(path: Path, encoding: str) -> pd.DataFrame | pa.Table:
         raise _empty_file(path)
     if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path)
-    text = _decode(path, encoding)
+    text = decode_file(path, encoding)
     if not text.strip():
         raise _empty_file(path)
     if suffix in CSV_SUFFIXES:
@@ -107,8 +107,9 @@ BOMS = (
 )
 
 
-def _decode(path: Path, encoding: str) -> str:
-    """Decode the whole file (a byte-order mark picks the codec), locating the first bad byte for errors."""
+def decode_file(path: Path, encoding: str) -> str:
+    """Decode the whole file (a byte-order mark picks the codec), locating the first bad byte for errors.
+    Also the token task's reader (CoNLL, token JSONL): one decoder, one message for every format."""
     raw = path.read_bytes()
     codec = next((name for bom, name in BOMS if raw.startswith(bom)), None)
     if codec is None:

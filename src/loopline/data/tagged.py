@@ -11,6 +11,7 @@ The first piece of the token-classification task (issue 10); the task interface 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ from typing import Literal
 
 import pandas as pd
 
+from loopline.data.loading import decode_file
 from loopline.errors import DataError
 
 Scheme = Literal["auto", "iob1", "bio"]
@@ -88,7 +90,7 @@ def read_conll(path: Path | str, scheme: Scheme = "auto", encoding: str = "utf-8
     sentences: list[tuple[list[str], list[str]]] = []
     tokens: list[str] = []
     tags: list[str] = []
-    with path.open(encoding=encoding) as handle:
+    with _lines(path, encoding) as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields or fields[0] == DOCSTART:
@@ -124,7 +126,7 @@ def read_token_jsonl(
     to quarantine with its reason (a reader that refused would lose the rest of the file's rows)."""
     path = Path(path)
     sentences = []
-    with path.open(encoding=encoding) as handle:
+    with _lines(path, encoding) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -147,6 +149,12 @@ def read_token_jsonl(
     return sentences
 
 
+def _lines(path: Path, encoding: str) -> io.StringIO:
+    """The file's lines, decoded as every loader decodes (a byte-order mark wins; a byte that is not
+    ``encoding`` is a DataError naming its line, not a traceback)."""
+    return io.StringIO(decode_file(path, encoding), newline=None)  # newlines as a text-mode file's
+
+
 def words_with_offsets(text: str) -> list[tuple[str, int, int]]:
     """The words and punctuation marks of raw text with their character offsets (start, end)."""
     return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
@@ -157,6 +165,14 @@ def spans_to_sentence(text: str, entities: Sequence[object], where: str) -> Tagg
     words = words_with_offsets(text)
     tags = ["O"] * len(words)
     for start, end, label in sorted(_span(entity, where) for entity in entities):
+        if not 0 <= start < end <= len(text):
+            raise DataError(
+                f"Entity {label} at characters {start}-{end} is not a span of the text, which has "
+                f"{len(text)} characters",
+                where=where,
+                hint="Give 'start' and 'end' as character offsets into 'text', end exclusive "
+                "(0 <= start < end <= the text's length).",
+            )
         inside = [i for i, (_, s, e) in enumerate(words) if s >= start and e <= end]
         covered = (words[inside[0]][1], words[inside[-1]][2]) if inside else None
         if covered != (start, end) or any(tags[i] != "O" for i in inside):
@@ -198,6 +214,7 @@ def _length(value: object) -> str:
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".json", ".parquet", ".pq")  # the sequence task's formats (.tsv may be CoNLL)
 
 
 def read_tagged_file(
@@ -207,6 +224,15 @@ def read_tagged_file(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Data file not found: {path}", where=str(path), hint="Check the path.")
+    if path.suffix.lower() in TABLE_SUFFIXES:  # read as CoNLL, a table is garbage or a decode error
+        raise DataError(
+            f"A {path.suffix} file is not token-tagged data: the token task reads CoNLL files (a 'token "
+            "... tag' line per word, a blank line between sentences) and JSONL with tokens/tags or "
+            "text/entities",
+            where=str(path),
+            hint="A file of text,label rows is sequence data: pass --task sequence (or set task = "
+            '"sequence"); for tagged sentences, export CoNLL or JSONL.',
+        )
     if path.suffix.lower() in JSONL_SUFFIXES:
         return read_token_jsonl(path, encoding, strict=strict)
     return read_conll(path, encoding=encoding)

@@ -21,7 +21,7 @@ from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
 from loopline.pipeline.assess import assess_candidate
-from loopline.pipeline.champion import load_champion
+from loopline.pipeline.champion import load_champion, require_task
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.ingest import IngestOutcome, ingest_training_data
@@ -111,6 +111,7 @@ def train_flow(
             )
             return _summary(run_id, published, ingested, None, {"passed": True, "checks": []}, reused=True)
         champion = load_champion(settings)
+        require_task(settings, champion)  # before training: the gate could not compare the two
         trained = train_candidate(settings, ingested.snapshot, run_id)
         crash_point("train.trained")
         gate = gate_candidate(

@@ -74,20 +74,29 @@ def require_task(settings: Settings, champion: Champion | None) -> None:
     """Refuse to mix tasks in one model line: the settings' task must be the champion's."""
     if champion is None:
         return
-    found = task_of_model(champion.model_dir).name
+    require_model_task(settings, champion.model_dir, champion.version, PRODUCTION)
+
+
+def require_model_task(settings: Settings, model_dir: Path, version: str, alias: str | None = None) -> None:
+    """Refuse a model folder of another task than the settings' (its data would be read as the wrong
+    kind: tag strings as class names, or class names as tags)."""
+    found = task_of_model(model_dir).name
     if found != settings.task:
+        which = f"v{version}" + (f" ({alias})" if alias else "")
         raise LooplineError(
-            f"{settings.model_name} v{champion.version} (production) is a {found} classifier, but the task "
-            f"is {settings.task}.",
-            where=f"{settings.model_name}@production",
+            f"{settings.model_name} {which} is a {found} classifier, but the task is {settings.task}.",
+            where=f"{settings.model_name}@{alias}" if alias else f"models:/{settings.model_name}/{version}",
             hint=f'pass --task {found} (or task = "{found}" in loopline.toml), or use another model_name '
             f"for a {settings.task} model.",
         )
 
 
 def champion_labels(settings: Settings) -> list[str]:
-    """The labels the production model knows, in head order (read from its local copy's config)."""
-    return read_labels(require_champion(settings).model_dir)
+    """The labels the production model knows, in head order (read from its local copy's config); the
+    champion must be of the settings' task (feedback is judged by the task's contract)."""
+    champion = require_champion(settings)
+    require_task(settings, champion)
+    return read_labels(champion.model_dir)
 
 
 def fetch_model_dir(settings: Settings, version: str) -> Path:

@@ -15,6 +15,7 @@ from loopline.data.tagged import (
     bio_problems,
     iob1_to_bio,
     read_conll,
+    read_tagged_file,
     read_token_jsonl,
 )
 from loopline.errors import DataError
@@ -117,6 +118,9 @@ def test_read_token_jsonl_tokens_and_spans(tmp_path: Path) -> None:
         ({"text": "Ada Lovelace", "entities": [{"start": 1, "end": 12, "label": "PER"}]}, "whole words"),
         ({"words": []}, "neither"),
         ({"text": "Ada", "entities": [{"start": 0}]}, "is not"),
+        ({"text": "Ada", "entities": [{"start": 0, "end": 9, "label": "PER"}]}, "which has 3 characters"),
+        ({"text": "Ada", "entities": [{"start": -1, "end": 3, "label": "PER"}]}, "not a span of the text"),
+        ({"text": "Ada", "entities": [{"start": 2, "end": 2, "label": "PER"}]}, "not a span of the text"),
     ],
 )
 def test_bad_token_rows_say_what_and_where(tmp_path: Path, row: dict, message: str) -> None:
@@ -125,3 +129,34 @@ def test_bad_token_rows_say_what_and_where(tmp_path: Path, row: dict, message: s
     with pytest.raises(DataError, match=message) as err:
         read_token_jsonl(path)
     assert err.value.where == f"{path}:2"
+
+
+def test_tagged_files_decode_as_every_loader_does(tmp_path: Path) -> None:
+    """A byte-order mark is not part of the first word; a byte that is not the encoding is a DataError
+    naming its line (and the option to pass), in CoNLL and JSONL alike."""
+    bom = tmp_path / "bom.conll"
+    bom.write_bytes(b"\xef\xbb\xbfParis B-LOC\r\nis O\r\n")
+    assert read_conll(bom)[0].tokens == ("Paris", "is")
+    latin1 = {
+        "l1.conll": (b"Paris B-LOC\n\nCaf\xe9 O\n", "line 3"),
+        "l1.jsonl": (
+            b'{"tokens": ["Paris"], "tags": ["B-LOC"]}\n{"tokens": ["Caf\xe9"], "tags": ["O"]}\n',
+            "line 2",
+        ),
+    }
+    for name, (data, line) in latin1.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DataError, match="--encoding latin-1") as err:
+            read_tagged_file(path)
+        assert f"{path}, {line}," in str(err.value.where)
+        assert read_tagged_file(path, "latin-1")[-1].tokens == ("Café",)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
+def test_a_table_is_not_read_as_conll(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"rows{suffix}"
+    path.write_bytes(b"text,label\nmy card is late,card_arrival\n")
+    with pytest.raises(DataError, match="--task sequence") as err:
+        read_tagged_file(path)
+    assert err.value.where == str(path)
