@@ -728,14 +728,56 @@ def decisions(
 def schedule(
     monitor_cron: Annotated[str, typer.Option(help="Cron of the drift checks.")] = "0 * * * *",
     fallback_cron: Annotated[str, typer.Option(help="Cron of the scheduled fallback retrain.")] = "0 3 * * 1",
+    work_pool: Annotated[
+        str | None,
+        typer.Option(
+            "--work-pool",
+            help="Deploy to this Prefect work pool and return, instead of serving in this process; the "
+            "pool's workers run the flows (process pool: a `prefect worker start` machine; kubernetes "
+            "pool: a Job per run, see infra/README.md).",
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="With --work-pool on a kubernetes/docker pool: the loopline image of the runs."),
+    ] = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Serve monitor and retrain as Prefect deployments (needs `prefect server start` and PREFECT_API_URL)."""
-    from loopline.flows.deployments import serve_deployments
+    """Serve monitor and retrain as Prefect deployments (needs `prefect server start` and PREFECT_API_URL),
+    or with --work-pool deploy them to a work pool."""
+    if work_pool is None:
+        if image is not None:
+            raise ConfigError(
+                "--image needs --work-pool",
+                where="--image",
+                hint="Served deployments run in this process; pass --work-pool NAME to deploy to a pool.",
+            )
+        from loopline.flows.deployments import serve_deployments
 
-    settings = _settings(config, home)
-    serve_deployments(monitor_cron, fallback_cron, str(config) if config else None, _overrides(settings))
+        settings = _settings(config, home)
+        serve_deployments(monitor_cron, fallback_cron, str(config) if config else None, _overrides(settings))
+        return
+    if home is not None:
+        raise ConfigError(
+            "--home does not reach a work pool's runs",
+            where="--home",
+            hint="The worker's environment says where the stores are (LOOPLINE_HOME, LOOPLINE_TRACKING_URI, "
+            "LOOPLINE_FEEDBACK_DB_URL; for Kubernetes the loopline-config ConfigMap and loopline-secrets).",
+        )
+    from loopline.flows.deployments import deploy_to_work_pool
+
+    # Settings from --config, the environment and loopline.toml travel as flow parameters, less the store
+    # locations; nothing local is connected: the runs happen on the pool's workers.
+    settings = _settings(config, None, connect_stores=False)
+    deployed = deploy_to_work_pool(work_pool, monitor_cron, fallback_cron, _overrides(settings), image)
+    for item in deployed:
+        when = f"cron {item.cron}" if item.cron else "started by the monitor"
+        say(f"Deployed {item.name} to work pool {work_pool} ({when}; id {item.id})")
+    say(
+        f"Runs wait for a worker of {work_pool}: `prefect worker start --pool {work_pool}` "
+        "(or the prefect-worker Deployment of infra/k8s)."
+    )
 
 
 @app.command()

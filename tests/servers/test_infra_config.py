@@ -1,6 +1,7 @@
-"""infra/: the compose stack, .env.example, Kubernetes manifests and the local start/stop scripts.
+"""infra/: the compose stack, .env.example and the local start/stop scripts (the Kubernetes manifests:
+tests/unit/infra).
 
-No Docker daemon is needed: the compose file and manifests are checked as data, the Postgres init script
+No Docker daemon is needed: the compose file is checked as data, the Postgres init script
 runs against the session's real cluster, and the scripts start and stop real server processes.
 """
 
@@ -30,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 COMPOSE_PATH = INFRA / "docker-compose.yml"
 SCRIPTS = [*sorted((INFRA / "scripts").glob("*.sh")), INFRA / "postgres" / "init-databases.sh"]
-K8S_FILES = sorted((INFRA / "k8s").glob("*.yaml"))
 SCRIPT_TIMEOUT_S = 240
 # ${VAR}, ${VAR:-default}, ${VAR:?message}; `$$VAR` is an escaped, container-side variable.
 COMPOSE_VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -161,38 +161,6 @@ def test_worker_dockerfile_copies_what_the_package_needs() -> None:
                 assert (ROOT / source).exists(), f"infra/Dockerfile copies missing {source}"
     assert "psycopg[binary]" in dockerfile
     assert "download.pytorch.org/whl/cpu" in dockerfile
-
-
-def test_k8s_manifests_parse_and_fit_together() -> None:
-    docs = [doc for path in K8S_FILES for doc in yaml.safe_load_all(path.read_text()) if doc]
-    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
-    assert {("Namespace", "loopline"), ("Secret", "loopline-secrets"), ("Service", "mlflow")} <= kinds
-    assert {("Deployment", "mlflow"), ("Deployment", "prefect-worker")} <= kinds
-    for doc in docs:
-        assert doc.get("apiVersion") and doc.get("kind"), doc
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace") == "loopline", doc["metadata"]
-    deployments = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Deployment"}
-    for name, deployment in deployments.items():
-        selector = deployment["spec"]["selector"]["matchLabels"]
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert selector.items() <= labels.items(), f"{name}: selector does not match its pods"
-    for service in (doc for doc in docs if doc["kind"] == "Service"):
-        pods = deployments[service["metadata"]["name"]]["spec"]["template"]
-        assert service["spec"]["selector"].items() <= pods["metadata"]["labels"].items()
-        ports = {p["name"] for c in pods["spec"]["containers"] for p in c.get("ports", [])}
-        assert all(
-            p["targetPort"] in ports or isinstance(p["targetPort"], int) for p in service["spec"]["ports"]
-        )
-    serve = deployments["loopline-serve"]["spec"]["template"]["spec"]["containers"][0]
-    assert serve["readinessProbe"]["httpGet"]["path"] == "/ready"
-    secret_refs = {e["valueFrom"]["secretKeyRef"]["key"] for e in serve["env"] if "valueFrom" in e}
-    secret_keys = set(next(doc for doc in docs if doc["kind"] == "Secret")["stringData"])
-    assert {"MLFLOW_BACKEND_STORE_URI", "MLFLOW_ARTIFACTS_DESTINATION", "AWS_ACCESS_KEY_ID"} <= secret_keys
-    assert secret_refs <= secret_keys
-    worker = deployments["prefect-worker"]["spec"]["template"]["spec"]
-    assert "kubernetes" in worker["containers"][0]["args"]
-    assert worker["serviceAccountName"] in {name for kind, name in kinds if kind == "ServiceAccount"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

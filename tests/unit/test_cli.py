@@ -46,3 +46,16 @@ def test_models_on_empty_store_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "--home", str(tmp_path / "h")])
     assert result.exit_code == 2
     assert "Train and register a model first" in result.output
+
+
+def test_schedule_image_needs_work_pool(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schedule", "--image", "loopline/worker:1", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 2
+    assert "--image needs --work-pool" in " ".join(result.output.split())
+
+
+def test_schedule_home_does_not_reach_a_work_pool(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schedule", "--work-pool", "p", "--home", str(tmp_path / "h")])
+    assert result.exit_code == 2
+    assert "LOOPLINE_HOME" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "h").exists()
