@@ -6,7 +6,7 @@ written by rank 0. Rank 0 also logs each epoch to the run, so MLflow sees one ru
 processes train (MLflow has no notion of a distributed run, mlflow#11782). A rank that fails writes its
 error beside the plan; the launcher raises it as the step's error.
 
-    python -m torch.distributed.run --standalone --nproc-per-node 2 -m loopline.pipeline.torchrun PLAN
+    python -m torch.distributed.run --standalone --nproc-per-node 2 -m loopline.pipeline.torchrun --plan PLAN
 
 One node: ``training.nproc_per_node`` (one per GPU, or a few on CPU; gloo on CPU, NCCL on GPU). Several
 nodes: ``training.nnodes`` and ``training.rdzv_endpoint``; the run's folder must be on storage every node
@@ -15,6 +15,7 @@ sees, and each other node starts the command the launcher logs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -101,7 +102,7 @@ def torchrun_command(cfg: TrainingConfig, plan_path: Path, job_id: str) -> list[
             f"--rdzv-endpoint={cfg.rdzv_endpoint}",
             f"--rdzv-id={job_id}",
         ]
-    return [*launch, "-m", __name__, str(plan_path)]
+    return [*launch, "-m", __name__, "--plan", str(plan_path)]
 
 
 def run_torchrun(plan: TrainPlan) -> TrainResult:
@@ -153,8 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from loopline.training.distributed import init_process_group
     from loopline.training.trainer import train_model
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    plan_path = Path(args[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loopline.pipeline.torchrun",
+        description="One rank of a loopline training job; started by torchrun, one per process.",
+    )
+    parser.add_argument("--plan", type=Path, required=True, help="plan.json written by the fit step")
+    plan_path = parser.parse_args(argv).plan
     rank = int(os.environ.get("RANK", "0"))
     configure_cli_logging()
     if rank:

@@ -14,7 +14,6 @@ it (storage class, GPU nodes, images in a registry); see infra/README.md.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
 import subprocess
@@ -515,7 +514,7 @@ def test_gpu_job_requests_as_many_gpus_as_torchrun_starts_processes() -> None:
     assert launch[:3] == ["python", "-m", "torch.distributed.run"]
     args = get_args_parser().parse_args(launch[3:])
     assert args.nproc_per_node == str(resources["limits"][GPU]) == container_env(c)["GPUS"]
-    assert args.module and args.training_script == "loopline.training.distributed"
+    assert args.module and args.training_script == "loopline.pipeline.torchrun"
     assert args.standalone and args.nnodes == "1"
     plan = container_env(c)["TRAIN_PLAN"]
     assert args.training_script_args == ["--plan", plan]
@@ -534,13 +533,9 @@ def test_gpu_job_runs_once_on_gpu_nodes_with_shared_memory() -> None:
     assert {"name": "dshm", "mountPath": "/dev/shm"} in spec["containers"][0]["volumeMounts"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("loopline.training.distributed") is None,
-    reason="loopline.training.distributed (the torchrun entry point) is not in this tree yet",
-)
 def test_gpu_job_entry_point_takes_a_plan() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "loopline.training.distributed", "--help"],
+        [sys.executable, "-m", "loopline.pipeline.torchrun", "--help"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

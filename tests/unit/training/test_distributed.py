@@ -41,7 +41,7 @@ def test_rank_shards_partition_every_global_batch(rows: int, batch: int, world: 
 def test_one_node_launches_standalone_and_several_need_a_rendezvous(tmp_path: Path) -> None:
     one = torchrun_command(TrainingConfig(nproc_per_node=2), tmp_path / "plan.json", "run1")
     assert one[1:5] == ["-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone"]
-    assert one[-3:] == ["-m", "loopline.pipeline.torchrun", str(tmp_path / "plan.json")]
+    assert one[-4:] == ["-m", "loopline.pipeline.torchrun", "--plan", str(tmp_path / "plan.json")]
     several = TrainingConfig(nproc_per_node=8, nnodes=2, rdzv_endpoint="head:29400")
     command = torchrun_command(several, tmp_path / "plan.json", "run1")
     assert "--nnodes=2" in command and "--rdzv-endpoint=head:29400" in command
