@@ -122,7 +122,7 @@ class TrainResult:
         names = set(cls.__dataclass_fields__)
         values = {key: value for key, value in saved.items() if key in names}
         values["model_dir"] = Path(values["model_dir"])
-        values["history"] = [EpochMetrics(**_renamed(m)) for m in values["history"]]
+        values["history"] = _history(values["history"])
         return cls(**values)
 
 
@@ -142,8 +142,12 @@ class _RunState:
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> _RunState:
-        history = [EpochMetrics(**_renamed(m)) for m in saved["history"]]
+        history = _history(saved["history"])
         return cls(**{**saved, "history": history})
+
+
+def _history(saved: list[dict[str, Any]]) -> list[EpochMetrics]:
+    return [EpochMetrics(**_renamed(m)) for m in saved]
 
 
 def _renamed(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -432,19 +436,19 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
 
 def _validate(run: _Run) -> tuple[float, float]:
     """Validation accuracy and the task's primary score (rank 0 computes them, every rank gets them)."""
-    if not run.ranks.is_main:
-        accuracy, score = from_main(0.0, 0.0)
-        return accuracy, score
-    decoded = run.task.predict_encoded(
-        run.model,
-        run.data.val,
-        run.labels,
-        pad_token_id=run.tokenizer.pad_token_id or 0,
-        device=run.device,
-        batch_size=run.cfg.eval_batch_size,
-    )
-    metrics = run.task.metrics(run.data.val_values, decoded.labels, decoded.confidences, run.labels)
-    accuracy, score = from_main(metrics.accuracy, metrics.primary)
+    accuracy = score = 0.0
+    if run.ranks.is_main:
+        decoded = run.task.predict_encoded(
+            run.model,
+            run.data.val,
+            run.labels,
+            pad_token_id=run.tokenizer.pad_token_id or 0,
+            device=run.device,
+            batch_size=run.cfg.eval_batch_size,
+        )
+        metrics = run.task.metrics(run.data.val_values, decoded.labels, decoded.confidences, run.labels)
+        accuracy, score = metrics.accuracy, metrics.primary
+    accuracy, score = from_main(accuracy, score)
     return accuracy, score
 
 
