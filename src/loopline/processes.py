@@ -1,10 +1,14 @@
-"""Whether a process that left something behind (a lock, a run, a partial download) is still alive."""
+"""Whether a process that left something behind (a lock, a run, a partial download) is still alive, and
+children that must not outlive the process that started them."""
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import os
+import signal
 import socket
+import sys
 
 
 def this_host() -> str:
@@ -45,3 +49,14 @@ def current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "loopline"
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def end_with_parent() -> None:
+    """``preexec_fn`` of a child process: SIGTERM it when its parent dies, even by SIGKILL (Linux;
+    elsewhere a no-op). A training job left running after its caller was killed would race the rerun
+    for the same run folder."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

@@ -30,6 +30,7 @@ import pandas as pd
 
 from loopline.config import TrainingConfig
 from loopline.errors import LooplineError, TrainingError
+from loopline.processes import end_with_parent
 from loopline.training.trainer import EpochMetrics, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def run_torchrun(plan: TrainPlan) -> TrainResult:
     logger.info("Training on %d process(es) per node: %s", plan.cfg.nproc_per_node, " ".join(command))
     if plan.cfg.nnodes > 1:
         logger.info("Start the same command on each of the other %d node(s).", plan.cfg.nnodes - 1)
-    exit_code = subprocess.run(command, check=False).returncode
+    # torchrun stops its ranks on SIGTERM; end_with_parent sends it one if this process is killed.
+    exit_code = subprocess.run(command, check=False, preexec_fn=end_with_parent).returncode
     if exit_code != 0:
         raise _rank_failure(plan_path.parent, exit_code)
     results = plan.output_dir / "results.json"
