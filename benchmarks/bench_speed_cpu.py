@@ -1,11 +1,16 @@
-"""Training speed on CPU: loopline's train loop against a plain fine-tuning loop, same rows, same process.
+"""Training speed on CPU: loopline's train loop against HF Trainer and a plain fine-tuning loop.
 
-The reference is the loop MEASURED.md describes (37 samples/s for MiniLM on 2 cores): random
-batches tokenised and padded to their longest text, fp32, AdamW lr 1e-4 with 6% linear warmup,
-loss from the model. Both loops train one epoch from the same base model on the same rows;
-throughput is samples/s and real (non-pad) tokens/s of the training phase.
+Three loops train from the same base model on the same rows, epochs, learning rate (1e-4, 6% linear
+warmup) and batch size, in one process, alternating their order between repeats:
+- **HF Trainer** as a user would pick it: ``DataCollatorWithPadding`` and ``group_by_length=True``;
+- the **plain loop** MEASURED.md describes (37 samples/s for MiniLM on 2 cores): random batches
+  tokenised and padded to their longest text, fp32, AdamW, loss from the model (``--no-reference``
+  skips it: it is the slow one);
+- loopline's ``train_model`` (length-grouped batches, pre-tokenised, ``--precision``).
+Throughput is samples/s and real (non-pad) tokens/s of the training phase; each trained model is then
+scored on the same test rows, so a speed-up is read at equal accuracy.
 
-    python benchmarks/bench_speed_cpu.py --data ../shared/data/banking77 --rows 1000 --model packaged
+    python benchmarks/bench_speed_cpu.py --data ../shared/data/banking77 --rows 2000 --epochs 2
     python benchmarks/bench_speed_cpu.py --smoke          # tiny model, 64 rows, seconds; writes nothing
 
 Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without --results).
@@ -20,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +34,10 @@ import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
     get_linear_schedule_with_warmup,
 )
 
@@ -56,6 +66,7 @@ class LoopTiming:
     real_tokens: int
     padded_tokens: int
     seconds: float
+    accuracy: float | None = None  # on the test rows, after training
 
     @property
     def samples_per_s(self) -> float:
@@ -77,6 +88,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=2000, help="Training rows (a seeded random sample).")
     parser.add_argument("--val-rows", type=int, default=100, help="Validation rows for loopline's loop.")
+    parser.add_argument(
+        "--test-rows", type=int, default=1000, help="Test rows each trained model is scored on (0: none)."
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="Training epochs of every loop.")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="Autocast of loopline's loop and HF Trainer (bf16 needs native CPU bf16 to pay off).",
+    )
+    parser.add_argument("--no-reference", action="store_true", help="Skip the (slow) plain loop.")
     parser.add_argument(
         "--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder."
     )
@@ -107,19 +129,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- data and models
 
 
-def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train rows and validation rows (labels seen in training only)."""
+def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train, validation and test rows (the last two disjoint, labels seen in training only)."""
     if args.data is None:
         if not args.smoke:
             raise SystemExit(
                 "--data is required (a folder with train.csv and test.csv), except with --smoke."
             )
-        frame = _synthetic_rows(args.rows + args.val_rows, args.seed)
-        return frame.iloc[: args.rows], frame.iloc[args.rows :]
+        frame = _synthetic_rows(args.rows + args.val_rows + args.test_rows, args.seed)
+        split = args.rows + args.val_rows
+        return frame.iloc[: args.rows], frame.iloc[args.rows : split], frame.iloc[split:]
     train = load_labelled_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
-    val = load_labelled_csv(args.data / "test.csv")
-    val = val[val["label"].isin(set(train["label"]))].sample(n=args.val_rows, random_state=args.seed)
-    return train.reset_index(drop=True), val.reset_index(drop=True)
+    held = load_labelled_csv(args.data / "test.csv")
+    held = held[held["label"].isin(set(train["label"]))].sample(frac=1.0, random_state=args.seed)
+    val = held.iloc[: args.val_rows]
+    test = held.iloc[args.val_rows : args.val_rows + args.test_rows]
+    return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
 
 
 def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:
@@ -138,11 +163,11 @@ def resolve_model(args: argparse.Namespace, workdir: Path) -> str:
     return tiny_model(workdir / "tiny-bert", packaged)
 
 
-# ---------------------------------------------------------------- the two loops
+# ---------------------------------------------------------------- the three loops
 
 
 def run_reference(
-    train: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace
+    train: pd.DataFrame, test: pd.DataFrame, labels: list[str], model_path: str, args: argparse.Namespace
 ) -> LoopTiming:
     """The plain loop: random batches, tokenised per batch and padded to the longest, fp32 AdamW."""
     torch.manual_seed(args.seed)
@@ -150,43 +175,49 @@ def run_reference(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(labels))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    order = np.random.default_rng(args.seed).permutation(len(train))
-    batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * len(batches)), len(batches))
+    rng = np.random.default_rng(args.seed)
+    steps_per_epoch = -(-len(train) // args.batch_size)
+    steps = steps_per_epoch * args.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps), steps)
     texts, targets = train["text"].tolist(), [label2id[label] for label in train["label"]]
     model.train()
     real = padded = 0
     start = time.perf_counter()
-    for batch in batches:
-        encoded = tokenizer(
-            [texts[i] for i in batch],
-            padding=True,
-            truncation=True,
-            max_length=args.max_length,
-            return_tensors="pt",
-        )
-        real += int(encoded["attention_mask"].sum())
-        padded += encoded["attention_mask"].numel()
-        loss = model(**encoded, labels=torch.tensor([targets[i] for i in batch])).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-    return LoopTiming("reference loop", len(train), real, padded, time.perf_counter() - start)
+    for _ in range(args.epochs):
+        order = rng.permutation(len(train))
+        for batch in (order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)):
+            encoded = tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
+            real += int(encoded["attention_mask"].sum())
+            padded += encoded["attention_mask"].numel()
+            loss = model(**encoded, labels=torch.tensor([targets[i] for i in batch])).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+    seconds = time.perf_counter() - start
+    accuracy = test_accuracy(model, tokenizer, test, labels, args)
+    return LoopTiming("plain loop", len(train) * args.epochs, real, padded, seconds, accuracy)
 
 
 def run_loopline(
     train: pd.DataFrame,
     val: pd.DataFrame,
+    test: pd.DataFrame,
     labels: list[str],
     model_path: str,
     args: argparse.Namespace,
     out: Path,
 ) -> tuple[LoopTiming, float]:
-    """loopline's ``train_model``, one epoch: its training-phase timing and the whole call's wall time."""
+    """loopline's ``train_model``: its training-phase timing (all epochs) and the whole call's wall time."""
     cfg = TrainingConfig.model_validate(
         {
-            "epochs": 1,
+            "epochs": args.epochs,
             "learning_rate": 1e-4,
             "warmup_ratio": 0.06,
             "batch_size": args.batch_size,
@@ -194,28 +225,128 @@ def run_loopline(
             "early_stopping_patience": 0,
             "seed": args.seed,
             "num_threads": args.threads,
+            "precision": args.precision,
         }
     )
     start = time.perf_counter()
     result = train_model(train, val, cfg, model_path, out, labels=labels)
     wall = time.perf_counter() - start
-    epoch = result.history[0]
+    seconds = sum(epoch.seconds for epoch in result.history)
+    real = round(sum(epoch.tokens_per_s * epoch.seconds for epoch in result.history))
     padded = _loopline_padded_tokens(train, model_path, cfg)
-    real = round(epoch.tokens_per_s * epoch.seconds)
-    return LoopTiming("loopline train_model", len(train), real, padded, epoch.seconds), wall
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    accuracy = test_accuracy(model, tokenizer, test, labels, args)
+    timing = LoopTiming("loopline train_model", len(train) * args.epochs, real, padded, seconds, accuracy)
+    return timing, wall
 
 
 def _loopline_padded_tokens(train: pd.DataFrame, model_path: str, cfg: TrainingConfig) -> int:
-    """Tokens loopline's epoch-1 batches hold after padding (same sampler, same seed)."""
+    """Tokens loopline's batches hold after padding over all epochs (same sampler, same seed)."""
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     lengths = np.array([len(ids) for ids in encode_texts(tokenizer, train["text"].tolist(), cfg.max_length)])
     sampler = LengthGroupedSampler(lengths, cfg.batch_size, seed=cfg.seed)
-    sampler.set_epoch(1)
-    return int(sum(len(batch) * lengths[batch].max() for batch in sampler.batches()))
+    padded = 0
+    for epoch in range(1, cfg.epochs + 1):
+        sampler.set_epoch(epoch)
+        padded += int(sum(len(batch) * lengths[batch].max() for batch in sampler.batches()))
+    return padded
+
+
+class _CountingCollator:
+    """``DataCollatorWithPadding`` that also counts real and padded tokens (the batch is unchanged)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.inner = DataCollatorWithPadding(tokenizer)
+        self.real = self.padded = 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.inner(features)
+        self.real += int(batch["attention_mask"].sum())
+        self.padded += batch["attention_mask"].numel()
+        return batch
+
+
+class _TrainTimer(TrainerCallback):
+    """Wall time from ``on_train_begin`` to ``on_train_end``: the training phase only."""
+
+    begin = end = 0.0
+
+    def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
+        self.begin = time.perf_counter()
+
+    def on_train_end(self, *args: Any, **kwargs: Any) -> None:
+        self.end = time.perf_counter()
+
+
+def run_trainer(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    labels: list[str],
+    model_path: str,
+    args: argparse.Namespace,
+    out: Path,
+) -> LoopTiming:
+    """HF Trainer with dynamic padding and ``group_by_length``, the same hyper-parameters otherwise."""
+    from datasets import Dataset
+
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(labels))
+    encoded = tokenizer(train["text"].tolist(), truncation=True, max_length=args.max_length)
+    dataset = Dataset.from_dict({**encoded, "labels": [label2id[x] for x in train["label"]]})
+    training_args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch_size,
+        num_train_epochs=args.epochs,
+        learning_rate=1e-4,
+        warmup_ratio=0.06,
+        group_by_length=True,
+        bf16=args.precision == "bf16",
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",  # a checkpoint write is not training speed
+        logging_strategy="no",
+        disable_tqdm=True,
+        seed=args.seed,
+    )
+    collator, timer = _CountingCollator(tokenizer), _TrainTimer()
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=dataset, data_collator=collator, callbacks=[timer]
+    )
+    trainer.train()
+    accuracy = test_accuracy(trainer.model, tokenizer, test, labels, args)
+    samples = len(train) * args.epochs
+    return LoopTiming(
+        "HF Trainer", samples, collator.real, collator.padded, timer.end - timer.begin, accuracy
+    )
+
+
+def test_accuracy(
+    model: Any, tokenizer: Any, test: pd.DataFrame, labels: list[str], args: argparse.Namespace
+) -> float | None:
+    """Accuracy of ``model`` on the test rows (one scorer for every loop: fp32, batches of 64)."""
+    if test.empty:
+        return None
+    model.eval()
+    id2label = dict(enumerate(labels))
+    texts = test["text"].tolist()
+    predicted: list[str] = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 64):
+            encoded = tokenizer(
+                texts[i : i + 64],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
+            predicted += [id2label[int(k)] for k in model(**encoded).logits.argmax(-1)]
+    return float(np.mean(np.array(predicted) == test["label"].to_numpy()))
 
 
 def warm_up(model_path: str, num_labels: int) -> None:
-    """A few untimed steps first, so one-off start-up costs (thread pools, kernels) hit neither loop."""
+    """A few untimed steps first, so one-off start-up costs (thread pools, kernels) hit no loop."""
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for length in (12, 24, 12):
@@ -233,23 +364,38 @@ def median_timing(timings: list[LoopTiming]) -> LoopTiming:
     return sorted(timings, key=lambda t: t.samples_per_s)[(len(timings) - 1) // 2]
 
 
-def format_table(reference: list[LoopTiming], loopline: list[LoopTiming]) -> str:
-    ref, ours = median_timing(reference), median_timing(loopline)
+def format_table(runs: dict[str, list[LoopTiming]]) -> str:
+    """One row per loop (medians), then loopline's ratio against each other loop."""
+    medians = {name: median_timing(timings) for name, timings in runs.items()}
     rows = [
-        "| loop | samples/s | real tokens/s | padding share | train seconds | samples/s of each run |",
-        "|---|---:|---:|---:|---:|---|",
+        "| loop | samples/s | real tokens/s | padding share | train seconds | test accuracy "
+        "| samples/s of each run |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for timing, runs in ((ref, reference), (ours, loopline)):
-        each = ", ".join(f"{t.samples_per_s:.1f}" for t in runs)
+    for name, timing in medians.items():
+        each = ", ".join(f"{t.samples_per_s:.1f}" for t in runs[name])
         rows.append(
             f"| {timing.name} | {timing.samples_per_s:.1f} | {timing.tokens_per_s:.0f} | "
-            f"{timing.padding_share:.0%} | {timing.seconds:.1f} | {each} |"
+            f"{timing.padding_share:.0%} | {timing.seconds:.1f} | {_accuracy(timing)} | {each} |"
         )
-    rows.append(
-        f"| **ratio loopline / reference** | **{ours.samples_per_s / ref.samples_per_s:.2f}×** | "
-        f"**{ours.tokens_per_s / ref.tokens_per_s:.2f}×** | | | |"
-    )
+    ours = medians["loopline"]
+    for name, other in medians.items():
+        if name == "loopline":
+            continue
+        gap = (
+            ""
+            if ours.accuracy is None or other.accuracy is None
+            else f"{100 * (ours.accuracy - other.accuracy):+.1f} points"
+        )
+        rows.append(
+            f"| **ratio loopline / {other.name}** | **{ours.samples_per_s / other.samples_per_s:.2f}×** | "
+            f"**{ours.tokens_per_s / other.tokens_per_s:.2f}×** | | | {gap} | |"
+        )
     return "\n".join(rows)
+
+
+def _accuracy(timing: LoopTiming) -> str:
+    return "n/a" if timing.accuracy is None else f"{timing.accuracy:.2%}"
 
 
 def _model_name(args: argparse.Namespace, model_path: str) -> str:
@@ -265,13 +411,13 @@ def format_section(
         [
             f"## bench_speed_cpu — {utc_now()}",
             "",
-            f"- machine: {machine_line()}; torch threads in both loops: {torch.get_num_threads()}",
+            f"- machine: {machine_line()}; torch threads in every loop: {torch.get_num_threads()}",
             f"- load average (1/5/15 min) before → after: {load} (a shared machine makes figures noisy)",
             f"- commit: {git_commit()}",
             f"- model: {_model_name(args, model_path)}; data: {args.data or 'synthetic'}; "
-            f"{args.rows} training rows, one epoch, batch {args.batch_size}, "
-            f"max length {args.max_length}, seed {args.seed}, "
-            f"{args.repeats} run(s) of each loop, medians shown",
+            f"{args.rows} training rows, {args.epochs} epoch(s), batch {args.batch_size}, "
+            f"max length {args.max_length}, lr 1e-4, {args.precision}, seed {args.seed}, "
+            f"{args.repeats} run(s) of each loop, medians shown; test accuracy on {args.test_rows} rows",
             f"- loopline's whole `train_model` call (tokenising, {args.val_rows}-row validation, saving): "
             + ", ".join(f"{wall:.1f} s" for wall in walls),
             f"- command: {command_line('bench_speed_cpu.py')}",
@@ -282,43 +428,58 @@ def format_section(
     )
 
 
-def run_both(
-    train: pd.DataFrame, val: pd.DataFrame, labels: list[str], args: argparse.Namespace, workdir: Path
-) -> tuple[str, list[LoopTiming], list[LoopTiming], list[float]]:
-    """Both loops ``args.repeats`` times, alternating which goes first so drifting load hits both."""
+def run_all(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    labels: list[str],
+    args: argparse.Namespace,
+    workdir: Path,
+) -> tuple[str, dict[str, list[LoopTiming]], list[float]]:
+    """Every loop ``args.repeats`` times, the order rotated each repeat so drifting load hits all."""
     model_path = resolve_model(args, workdir)
     warm_up(model_path, len(labels))
-    reference: list[LoopTiming] = []
-    loopline: list[LoopTiming] = []
+    names = ["trainer", "loopline"] + ([] if args.no_reference else ["reference"])
+    runs: dict[str, list[LoopTiming]] = {name: [] for name in names}
     walls: list[float] = []
     for repeat in range(args.repeats):
-        for which in ("reference", "loopline") if repeat % 2 == 0 else ("loopline", "reference"):
-            if which == "reference":
-                reference.append(run_reference(train, labels, model_path, args))
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            out = workdir / f"{name}-{repeat}"
+            if name == "reference":
+                timing = run_reference(train, test, labels, model_path, args)
+            elif name == "trainer":
+                timing = run_trainer(train, test, labels, model_path, args, out)
             else:
-                timing, wall = run_loopline(train, val, labels, model_path, args, workdir / f"run-{repeat}")
-                loopline.append(timing)
+                timing, wall = run_loopline(train, val, test, labels, model_path, args, out)
                 walls.append(wall)
-            latest = reference[-1] if which == "reference" else loopline[-1]
-            print(f"{which}: {latest.samples_per_s:.1f} samples/s", flush=True)
-    return model_path, reference, loopline, walls
+            runs[name].append(timing)
+            print(
+                f"{timing.name}: {timing.samples_per_s:.1f} samples/s, accuracy {_accuracy(timing)}",
+                flush=True,
+            )
+    return model_path, runs, walls
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.rows, args.val_rows = min(args.rows, 64), min(args.val_rows, 16)
+        args.rows, args.val_rows, args.test_rows = (
+            min(args.rows, 64),
+            min(args.val_rows, 16),
+            min(args.test_rows, 32),
+        )
     disable_telemetry()
     transformers.logging.set_verbosity_error()  # the reference loop's "newly initialized" head warning
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    train, val = load_rows(args)
+    train, val, test = load_rows(args)
     labels = sorted(train["label"].unique())
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
-        model_path, reference, loopline, walls = run_both(train, val, labels, args, Path(tmp))
-    table = format_table(reference, loopline)
+        model_path, runs, walls = run_all(train, val, test, labels, args, Path(tmp))
+    table = format_table(runs)
     section = format_section(args, model_path, table, walls, f"{load_before} → {load_average()}")
     publish_section(section.splitlines(), args.results, args.smoke, args.no_write)
     return 0

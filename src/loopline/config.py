@@ -73,6 +73,11 @@ class TrainingConfig(_Section):
     seed: int = Field(13, description="Seed for splits, sampling and initialisation.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train; auto picks CUDA.")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Training autocast: bf16 or fp32; auto is bf16 on CUDA and fp32 on CPU. bf16 on a CPU "
+        "pays off only with native bf16 matmuls (AVX512-BF16/AMX; benchmarks/bench_speed_cpu.py).",
+    )
     nproc_per_node: int = Field(
         1,
         ge=1,

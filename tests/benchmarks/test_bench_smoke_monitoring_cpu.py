@@ -32,9 +32,17 @@ def _run(script: str, *args: str) -> str:
     return done.stdout
 
 
-def test_speed_cpu_smoke_prints_the_ratio() -> None:
-    output = _run("bench_speed_cpu.py")
-    assert "samples/s" in output and "ratio" in output.lower()
+def test_speed_cpu_smoke_compares_loopline_with_trainer_and_the_plain_loop() -> None:
+    output = _run("bench_speed_cpu.py", "--epochs", "2")
+    rows = {line.split("|")[1].strip(): line for line in output.splitlines() if line.startswith("| ")}
+    assert {"HF Trainer", "plain loop", "loopline train_model"} <= set(rows), output
+    for loop in ("HF Trainer", "plain loop", "loopline train_model"):
+        accuracy = [cell.strip() for cell in rows[loop].strip("|").split("|")][5]
+        assert accuracy.endswith("%") and 0 <= float(accuracy[:-1]) <= 100, rows[loop]
+    for other in ("HF Trainer", "plain loop"):
+        ratio = [cell.strip() for cell in rows[f"**ratio loopline / {other}**"].strip("|").split("|")]
+        assert ratio[1].startswith("**") and ratio[1].endswith("×**") and float(ratio[1][2:-3]) > 0, ratio
+        assert ratio[5].endswith(" points"), ratio  # the accuracy gap beside the speed ratio
 
 
 @pytest.mark.skipif(not BANKING77.is_dir(), reason=f"BANKING77 not found at {BANKING77}")

@@ -226,6 +226,11 @@ def train_model(
 # ---------------------------------------------------------------- setup
 
 
+def autocast_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training steps run under bf16 autocast (``training.precision``)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 @contextmanager
 def _torch_threads(num_threads: int | None) -> Iterator[None]:
     previous = torch.get_num_threads()
@@ -310,7 +315,9 @@ def _log_run_block(run: _Run, train_df: pd.DataFrame) -> None:
     if not run.ranks.is_main:
         return
     cfg, steps = run.cfg, len(run.loader)
-    precision = "bf16 autocast" if run.device.type == "cuda" else f"fp32, {torch.get_num_threads()} threads"
+    precision = "bf16 autocast" if autocast_bf16(cfg.precision, run.device) else "fp32"
+    if run.device.type == "cpu":
+        precision += f", {torch.get_num_threads()} threads"
     first = run.data.train.input_ids[0]
     logger.info("***** Running training *****")
     logger.info("  Task = %s classification", run.task.name)
@@ -409,6 +416,7 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
     """Mean loss, samples, real tokens and seconds of one pass over the training data."""
     model, cfg, device = run.model, run.cfg, run.device
     cuda = device.type == "cuda"
+    bf16 = autocast_bf16(cfg.precision, device)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -419,7 +427,7 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
         tokens += int(batch["attention_mask"].sum())
         batch = {key: value.to(device, non_blocking=cuda) for key, value in batch.items()}
         targets = batch.pop("labels")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = run.forward(**batch).logits
         loss = run.task.loss(logits, targets, cfg.label_smoothing)
         loss.backward()
