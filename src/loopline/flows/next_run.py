@@ -43,7 +43,7 @@ def read_next_run(timeout_s: float = 3.0) -> NextRun:
     )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     api_url = PREFECT_API_URL.value()
@@ -67,8 +67,11 @@ def read_next_run(timeout_s: float = 3.0) -> NextRun:
             if not runs:
                 return NextRun(None, None, NO_SCHEDULE)
             run = runs[0]
-            deployment = client.read_deployment(run.deployment_id) if run.deployment_id else None
             flow = client.read_flow(run.flow_id)
+            try:
+                deployment = client.read_deployment(run.deployment_id) if run.deployment_id else None
+            except ObjectNotFound:  # deleted since the run was scheduled
+                deployment = None
     except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as err:
         return NextRun(
             None, None, f"Prefect server {api_url} not reachable ({type(err).__name__}); {NO_SCHEDULE}"
