@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,10 @@ from loopline.logs import configure_cli_logging
 from loopline.metric_names import TEST_MACRO_F1
 from loopline.processes import current_user
 from loopline.telemetry import disable_telemetry, set_orchestration_defaults
+
+if TYPE_CHECKING:
+    from loopline.flows.next_run import NextRun
+    from loopline.status import LoopStatus
 
 app = typer.Typer(help="loopline: keep a fine-tuned text classifier fresh, safely.", no_args_is_help=True)
 # Piped output (CI logs, files) gets room for the round table instead of the 80-column default.
@@ -72,6 +76,9 @@ LabelMapOpt = Annotated[
         help="Stored labels → names, e.g. 0=bearish,1=bullish,2=neutral, or a JSON file of that mapping.",
     ),
 ]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout (and nothing else there), for scripts.")
+]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -82,11 +89,14 @@ class Trigger(StrEnum):
 
 
 @app.callback()
-def _entry() -> None:
+def _entry(ctx: typer.Context) -> None:
     """Runs before every command: telemetry off, and loopline's own log lines shown in Prefect's logs."""
     import os
 
+    from loopline.progress import enable_progress
+
     disable_telemetry()
+    enable_progress(ctx.invoked_subcommand != "serve")  # bars on a terminal; a service only logs
     set_orchestration_defaults()
     # Must be set before Prefect configures logging (when a command first imports a flow).
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "loopline")
@@ -169,6 +179,11 @@ def parse_label_map(value: str | None) -> dict[str, str] | None:
             hint="Write STORED=NAME pairs separated by commas, e.g. 0=bearish,1=bullish, or a JSON file.",
         )
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+def print_json(data: Any) -> None:
+    """``--json``: the data alone on stdout (dates as ISO 8601), so a script can parse it whole."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def say(message: str) -> None:
@@ -312,11 +327,15 @@ def evaluate(
 
 @app.command()
 @friendly_errors
-def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
+def models(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List registered versions with their aliases (stages), metrics and data version."""
     from loopline.registry.lookups import list_versions
 
     settings = _settings(config, home)
+    versions = list_versions(settings.model_name)
+    if as_json:
+        print_json([summary.to_dict() for summary in versions])
+        return
     table = Table(title=Text(f"Registered model {settings.model_name}"))
     for column in (
         "version",
@@ -328,7 +347,7 @@ def models(config: ConfigOpt = None, home: HomeOpt = None) -> None:
         "created",
     ):
         table.add_column(column)
-    for summary in list_versions(settings.model_name):
+    for summary in versions:
         tags = summary.tags
         table.add_row(
             *map(
@@ -414,15 +433,20 @@ def history(
     alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Promotion history: who moved which alias, when, from which version to which, and why."""
     from loopline.registry.promotion import promotion_history
 
     settings = _settings(config, home)
+    events = promotion_history(settings.model_name, alias=alias)
+    if as_json:
+        print_json([event.to_dict() for event in events])
+        return
     table = Table(title=Text(f"Promotion history of {settings.model_name}"))
     for column in ("when", "alias", "kind", "from", "to", "who", "why", "canary"):
         table.add_column(column)
-    for event in promotion_history(settings.model_name, alias=alias):
+    for event in events:
         kind = f"{event.kind} (forced)" if event.forced else event.kind
         moved = (event.at, event.alias, kind, event.previous_version, event.version)
         table.add_row(*map(_cell, (*moved, event.actor, event.reason, event.canary)))
@@ -608,6 +632,7 @@ def feedback_quarantined(
     batch: Annotated[str | None, typer.Option(help="Only this batch id.")] = None,
     config: ConfigOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List quarantined feedback rows with their reasons."""
     from loopline.feedback.store import FeedbackStore
@@ -615,6 +640,9 @@ def feedback_quarantined(
     settings = _settings(config, home, connect_stores=False)  # the feedback store alone
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         rows = store.quarantined_feedback(batch)
+    if as_json:  # every row, not the table's first 200
+        print_json(json.loads(rows.to_json(orient="records", date_format="iso", force_ascii=False)))
+        return
     table = Table(title=f"Quarantined feedback ({len(rows)} rows)")
     for column in ("id", "batch", "row", "label", "text", "reason"):
         table.add_column(column)
@@ -706,6 +734,7 @@ def decisions(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     config: ConfigOpt = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Monitoring and retraining decisions, with their reasons."""
     from loopline.feedback.store import FeedbackStore
@@ -713,6 +742,9 @@ def decisions(
     settings = _settings(config, home, connect_stores=False)  # the feedback store alone
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
         found = store.decisions(limit=limit)
+    if as_json:
+        print_json([item.to_dict() for item in found])
+        return
     table = Table(title="Decisions")
     for column in ("when", "kind", "retrain", "version", "reason"):
         table.add_column(column)
@@ -886,6 +918,73 @@ def relocate(config: ConfigOpt = None, home: HomeOpt = None) -> None:
     else:
         count = moved.values_rewritten
         say(f"Relocated {settings.home}: {count} recorded paths {moved.old_root} → {moved.new_root}.")
+
+
+@app.command()
+@friendly_errors
+def status(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Where the loop stands: the champion, the last monitor decision, feedback waiting, predictions to
+    label and the next scheduled run."""
+    from loopline.flows.next_run import NO_SCHEDULE, NextRun
+    from loopline.status import LoopStatus, home_is_empty, read_loop_status
+
+    settings = _settings(config, home, connect_stores=False)
+    empty = home_is_empty(settings)  # nothing to read, and reading would create the stores
+    if empty:
+        loop = LoopStatus(settings.model_name, None, None, 0, 0, 0, False)
+        next_run = NextRun(None, None, NO_SCHEDULE)
+    else:
+        from loopline.flows.next_run import read_next_run
+        from loopline.stores import connect
+
+        connect(settings)
+        loop, next_run = read_loop_status(settings), read_next_run()
+    if as_json:
+        print_json({**loop.to_dict(), "home": str(settings.home), "next_run": next_run.to_dict()})
+        return
+    if empty:
+        say(
+            f"Nothing here yet: {settings.home} holds no model. Train one (`loopline train --data FILE`) "
+            "or run `loopline demo`."
+        )
+        return
+    print_status(loop, next_run)
+
+
+def print_status(loop: LoopStatus, next_run: NextRun) -> None:
+    """``loopline status`` as label/value lines (plain text: labels and reasons are data, not markup)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    champion = loop.champion
+    if champion is None:
+        grid.add_row("champion", Text("none: no version has the production alias (`loopline models`)"))
+    else:
+        headline = f", {champion.metric} {_fmt(champion.value)}" if champion.metric else ""
+        dataset = champion.dataset_version or "-"
+        grid.add_row(
+            "champion",
+            Text(f"v{champion.version}{headline}, dataset {dataset}, registered {champion.created}"),
+        )
+    monitor = loop.last_monitor
+    if monitor is None:
+        grid.add_row("last monitor", Text("never run (`loopline monitor`)"))
+    else:
+        decision = "retrain" if monitor.retrain else "no retrain"
+        grid.add_row("last monitor", Text(f"{monitor.when}: {decision} — {monitor.main_signal}"))
+        grid.add_row("", Text(monitor.reason))
+    unreviewed = f", {loop.feedback_unreviewed} waiting for the contract" if loop.feedback_unreviewed else ""
+    grid.add_row("feedback", Text(f"{loop.feedback_waiting} labelled rows not yet trained on{unreviewed}"))
+    flagged = f"{loop.flagged_for_labelling}{'+' if loop.flagged_capped else ''}"
+    hint = " (`loopline feedback to-label --out FILE`)" if loop.flagged_for_labelling else ""
+    grid.add_row("to label", Text(f"{flagged} served predictions flagged (abstained or low margin){hint}"))
+    when = next_run.expected_start
+    grid.add_row(
+        "next run",
+        Text(f"{next_run.deployment} at {when.isoformat()}" if when else next_run.note),
+    )
+    console.print(Text(f"{loop.model_name}", style="bold"))
+    console.print(grid)
 
 
 def _fmt(value: float | None) -> str:

@@ -36,6 +36,7 @@ from loopline.feedback.schema import (
     row_key,
     utc_now,
 )
+from loopline.progress import tracked
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ class FeedbackBatches(StoreCore):
                 )
                 session.add(batch)
                 session.flush()
-                for start in range(0, len(fresh), IMPORT_CHUNK_ROWS):
+                for start in tracked(range(0, len(fresh), IMPORT_CHUNK_ROWS), "Importing feedback"):
                     # Core insert: one executemany per chunk (the ORM would regroup rows by nulls).
                     session.execute(insert(FEEDBACK_TABLE), fresh[start : start + IMPORT_CHUNK_ROWS])
                 crash_point("feedback.import")

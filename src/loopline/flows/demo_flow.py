@@ -16,6 +16,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from loopline.feedback.store import FeedbackStore
+from loopline.flows import artifacts
 from loopline.flows.common import flow_settings
 from loopline.flows.feedback_flow import feedback_flow
 from loopline.flows.monitor_flow import monitor_flow
@@ -46,6 +47,9 @@ def demo_flow(files: dict[str, str], overrides: dict[str, Any]) -> dict[str, Any
         rounds.append({"round": title, "file": str(Path(files[key])), "intake": intake, "monitor": monitor})
     logger.info("Round %s", SERVED_ROUND)
     rounds.append(served_round(files["served_traffic"], overrides))
+    artifacts.publish_table(
+        artifacts.ROUNDS_KEY, artifacts.rounds_table(rounds), "The demo's feedback rounds"
+    )
     return {"bootstrap": bootstrap, "rounds": rounds}
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
+from loopline.flows import artifacts
 from loopline.flows.common import flow_settings, retry_unless_user_error
 from loopline.pipeline.champion import champion_labels
 from loopline.pipeline.feedback import FeedbackIntake, intake_feedback
@@ -26,7 +29,11 @@ def import_batch(
         )
 
 
-@flow(name="feedback-import")
+def _run_name() -> str:
+    return f"feedback {Path(str(flow_run.parameters.get('path', ''))).name}"
+
+
+@flow(name="feedback-import", flow_run_name=_run_name)
 def feedback_flow(
     path: str,
     text_column: str | None = None,
@@ -44,4 +51,19 @@ def feedback_flow(
         intake.accepted,
         intake.quarantined,
     )
+    _publish_contract(settings, intake, path)
     return asdict(intake)
+
+
+def _publish_contract(settings: Settings, intake: FeedbackIntake, path: str) -> None:
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        batch = store.get_batch(intake.batch_id)
+    counts = artifacts.ContractCounts.from_feedback(
+        asdict(intake), batch.contract_summary if batch else None, path
+    )
+    artifacts.publish_markdown(
+        artifacts.FEEDBACK_CONTRACT_KEY,
+        artifacts.contract_markdown(f"Feedback batch {intake.batch_id}", counts),
+        "Feedback contract: rows in, accepted, quarantined by reason",
+    )
+    artifacts.name_flow_run(f"feedback batch {intake.batch_id}")

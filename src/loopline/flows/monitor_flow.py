@@ -8,6 +8,7 @@ deployment and waits for it (so a failed retrain fails this run visibly), ``none
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -17,6 +18,7 @@ from prefect.deployments import run_deployment
 
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
+from loopline.flows import artifacts
 from loopline.flows.common import current_flow_run_id, flow_settings
 from loopline.flows.retrain_flow import retrain_flow
 from loopline.pipeline.champion import champion_labels
@@ -41,7 +43,11 @@ def check_window(settings: Settings, scheduled: bool, run_id: str) -> MonitorOut
         return monitor_window(settings, store, run_id=run_id, scheduled=scheduled)
 
 
-@flow(name="monitor")
+def _run_name() -> str:
+    return f"monitor {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+@flow(name="monitor", flow_run_name=_run_name)
 def monitor_flow(
     trigger: Literal["subflow", "deployment", "none"] = "subflow",
     scheduled: bool = False,
@@ -63,6 +69,7 @@ def monitor_flow(
     end_run(run_id)
     summary: dict[str, Any] = {**asdict(outcome), "run_id": run_id, "retrain_result": None}
     summary["report_paths"] = [str(path) for path in outcome.report_paths]
+    _publish_decision(summary)
     if not outcome.retrain or trigger == "none":
         return summary
     logger.info("Policy says retrain: %s", outcome.reason)
@@ -86,3 +93,14 @@ def monitor_flow(
         )
     summary["retrain_result"] = {"flow_run_id": str(flow_run.id), "state": state.name}
     return summary
+
+
+def _publish_decision(summary: dict[str, Any]) -> None:
+    artifacts.publish_markdown(
+        artifacts.DRIFT_KEY, artifacts.drift_markdown(summary), "Monitor decision and its drift signals"
+    )
+    decision = "retrain" if summary["retrain"] else "no retrain"
+    artifacts.name_flow_run(
+        f"monitor v{summary['champion_version']}: {summary['window_size']} {summary['window_source']} rows "
+        f"→ {decision}"
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from loopline.flows import artifacts
 from loopline.flows.feedback_flow import feedback_flow
 from loopline.flows.monitor_flow import monitor_flow
 from loopline.flows.train_flow import train_flow
@@ -37,4 +38,7 @@ def ner_demo_flow(files: dict[str, str], overrides: dict[str, Any]) -> dict[str,
         intake = feedback_flow(files[key], overrides=overrides)
         monitor = monitor_flow(trigger="subflow", overrides=overrides)
         rounds.append({"round": title, "file": str(Path(files[key])), "intake": intake, "monitor": monitor})
+    artifacts.publish_table(
+        artifacts.ROUNDS_KEY, artifacts.rounds_table(rounds), "The demo's feedback rounds"
+    )
     return {"bootstrap": bootstrap, "rounds": rounds}

@@ -12,12 +12,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from loopline.config import Settings
 from loopline.errors import GateFailed
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
+from loopline.flows import artifacts
 from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion, require_champion
@@ -98,7 +100,12 @@ def finish_round(settings: Settings, plan: RetrainPlan, version: str) -> None:
         finish_retrain(settings, store, plan, version)
 
 
-@flow(name="retrain")
+def _run_name() -> str:
+    reason = str(flow_run.parameters.get("reason", ""))
+    return f"retrain ({reason[:40]}{'…' if len(reason) > 40 else ''})"
+
+
+@flow(name="retrain", flow_run_name=_run_name)
 def retrain_flow(
     reason: str = "manual", config_file: str | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -117,12 +124,17 @@ def retrain_flow(
 def _skip(store: FeedbackStore, trigger: str, why: str) -> dict[str, Any]:
     record_retrain_skipped(store, trigger, why)
     get_run_logger().warning(why)
+    artifacts.publish_markdown(
+        artifacts.RETRAIN_KEY, f"# Retrain {why}\n\nTrigger: {trigger}", "Retrain skipped"
+    )
+    artifacts.name_flow_run("retrain skipped")
     return {"status": "skipped", "reason": why}
 
 
 def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dict[str, Any]:
     logger = get_run_logger()
     champion = require_champion(settings)
+    artifacts.name_flow_run(f"retrain ← v{champion.version}")
     run_id = start_run(
         settings,
         "retrain",
@@ -143,6 +155,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
             published = promote_published(settings, existing, None, _publish_reason(plan))
             finish_round(settings, plan, existing)
             end_run(run_id)
+            _publish_version(settings, existing, published.aliases, champion.version)
             return {
                 "status": "reused",
                 "version": existing,
@@ -152,6 +165,11 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
         trained = train_warm(settings, plan, run_id)
         crash_point("retrain.trained")
         gate = gate_round(settings, plan, trained, run_id)
+        artifacts.publish_markdown(
+            artifacts.GATE_KEY,
+            artifacts.gate_markdown(gate.to_dict()),
+            f"Gate verdict and its checks (candidate warm-started from v{champion.version})",
+        )
         published = register_round(settings, plan, trained, gate, run_id)
         finish_round(settings, plan, published.version)
     except GateFailed as err:
@@ -163,6 +181,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
         raise
     end_run(run_id)
     record_retrain_registered(store, reason, plan, gate, published.version, published.aliases, run_id)
+    _publish_version(settings, published.version, published.aliases, champion.version)
     return {
         "status": "promoted" if "production" in published.aliases else "registered",
         "version": published.version,
@@ -172,6 +191,15 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
         "relabelled_words": plan.relabelled_words,
         "gate": gate.to_dict(),
     }
+
+
+def _publish_version(settings: Settings, version: str, aliases: tuple[str, ...], parent: str) -> None:
+    artifacts.publish_markdown(
+        artifacts.PROMOTION_KEY,
+        artifacts.promotion_markdown(settings.model_name, version, aliases, parent),
+        "Registered version and its aliases",
+    )
+    artifacts.name_flow_run(f"retrain ← v{parent} → v{version}")
 
 
 def _publish_reason(plan: RetrainPlan) -> str:

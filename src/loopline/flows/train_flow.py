@@ -14,11 +14,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from loopline.config import Settings
 from loopline.data.snapshots import DatasetVersion
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
+from loopline.flows import artifacts
 from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import load_champion, require_task
@@ -83,7 +85,11 @@ def register_candidate(
     )
 
 
-@flow(name="train")
+def _run_name() -> str:
+    return f"train {Path(str(flow_run.parameters.get('data_path', ''))).name}"
+
+
+@flow(name="train", flow_run_name=_run_name)
 def train_flow(
     data_path: str,
     text_column: str | None = None,
@@ -99,6 +105,13 @@ def train_flow(
     )
     try:
         ingested = ingest_data(settings, data_path, text_column, label_column, run_id)
+        artifacts.publish_markdown(
+            artifacts.CONTRACT_KEY,
+            artifacts.contract_markdown(
+                "Training-data contract", artifacts.ContractCounts.from_contract(ingested.contract)
+            ),
+            "Training-data contract: rows in, accepted, quarantined by reason",
+        )
         key = train_key(settings, ingested.snapshot)
         existing = find_registered_version(settings, TRAIN_KEY_TAG, key)
         if existing is not None:
@@ -109,6 +122,7 @@ def train_flow(
             published = promote_published(
                 settings, existing, None, "train_flow: rerun of a registered training"
             )
+            _publish_promotion(published, reused=True)
             return _summary(run_id, published, ingested, None, {"passed": True, "checks": []}, reused=True)
         champion = load_champion(settings)
         require_task(settings, champion)  # before training: the gate could not compare the two
@@ -116,6 +130,9 @@ def train_flow(
         crash_point("train.trained")
         gate = gate_candidate(
             settings, ingested.snapshot, trained, str(champion.model_dir) if champion else None, run_id
+        )
+        artifacts.publish_markdown(
+            artifacts.GATE_KEY, artifacts.gate_markdown(gate.to_dict()), "Gate verdict and its checks"
         )
         lineage = {
             **_lineage(settings, ingested, champion.version if champion else "", gate),
@@ -127,7 +144,20 @@ def train_flow(
         raise
     end_run(run_id)
     logger.info("Registered %s v%s %s", published.model_name, published.version, list(published.aliases))
+    _publish_promotion(published, reused=False, parent_version=champion.version if champion else None)
     return _summary(run_id, published, ingested, trained.best_val_score, gate.to_dict(), reused=False)
+
+
+def _publish_promotion(published: PublishOutcome, *, reused: bool, parent_version: str | None = None) -> None:
+    """The version this run stands for, in the UI and in the run's name."""
+    artifacts.publish_markdown(
+        artifacts.PROMOTION_KEY,
+        artifacts.promotion_markdown(
+            published.model_name, published.version, published.aliases, parent_version
+        ),
+        "Registered version and its aliases" + (" (reused: trained before)" if reused else ""),
+    )
+    artifacts.name_flow_run(f"{_run_name()} → v{published.version}")
 
 
 def _summary(

@@ -27,6 +27,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from loopline.errors import DataError, LooplineError
+from loopline.progress import tracked
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def embed_texts(
     input_ids = tokenizer(cleaned, truncation=True, max_length=max_length, padding=False)["input_ids"]
     order = np.argsort([-len(ids) for ids in input_ids], kind="stable")
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in tracked(range(0, len(order), batch_size), "Embedding texts"):
             indices = order[start : start + batch_size]
             ids, mask = _pad([input_ids[i] for i in indices], tokenizer.pad_token_id or 0)
             hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state

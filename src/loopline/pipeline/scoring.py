@@ -23,6 +23,7 @@ from loopline.feedback.store import FeedbackStore
 from loopline.inference import Classifier, TokenClassifier, load_classifier
 from loopline.monitoring.embeddings import embed_texts
 from loopline.pipeline.champion import fetch_model_dir
+from loopline.progress import tracked
 from loopline.registry.lookups import get_alias_version, get_version
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def score_file(
     texts = ["" if t is None else str(t) for t in frame["text"]]
     results: list[dict[str, object]] = []
     with FeedbackStore(settings.resolved_feedback_db_url) as store:
-        for start in range(0, len(texts), CHUNK):
+        for start in tracked(range(0, len(texts), CHUNK), "Scoring texts"):
             chunk = texts[start : start + CHUNK]
             records = _predict_chunk(classifier, chunk, version, batch_id, settings.serve.top_k)
             if log:

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 from loopline.config import TrainingConfig
 from loopline.errors import LooplineError, TrainingError
 from loopline.forward import resolve_device
+from loopline.progress import tracked
 from loopline.tasks import Task, get_task
 from loopline.training.batching import EncodedDataset, LengthGroupedSampler, PaddingCollator
 from loopline.training.checkpoint import (
@@ -399,7 +400,7 @@ def _train_epochs(run: _Run, on_epoch_end: Callable[[EpochMetrics], None] | None
 
 def _run_epoch(run: _Run, epoch: int) -> EpochMetrics:
     run.loader.batch_sampler.set_epoch(epoch)  # type: ignore[union-attr]
-    loss, samples, tokens, seconds = _train_one_epoch(run)
+    loss, samples, tokens, seconds = _train_one_epoch(run, f"Epoch {epoch}/{run.cfg.epochs}")
     accuracy, score = _validate(run)
     return EpochMetrics(
         epoch=epoch,
@@ -412,8 +413,9 @@ def _run_epoch(run: _Run, epoch: int) -> EpochMetrics:
     )
 
 
-def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
-    """Mean loss, samples, real tokens and seconds of one pass over the training data."""
+def _train_one_epoch(run: _Run, description: str) -> tuple[float, int, int, float]:
+    """Mean loss, samples, real tokens and seconds of one pass over the training data (a progress bar
+    named ``description`` on a terminal)."""
     model, cfg, device = run.model, run.cfg, run.device
     cuda = device.type == "cuda"
     bf16 = autocast_bf16(cfg.precision, device)
@@ -422,7 +424,7 @@ def _train_one_epoch(run: _Run) -> tuple[float, int, int, float]:
     loss_sum = torch.zeros((), device=device)
     samples = tokens = 0
     start = time.perf_counter()
-    for batch in run.loader:
+    for batch in tracked(run.loader, description):
         samples += len(batch["labels"])
         tokens += int(batch["attention_mask"].sum())
         batch = {key: value.to(device, non_blocking=cuda) for key, value in batch.items()}

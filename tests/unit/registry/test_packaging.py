@@ -77,6 +77,7 @@ def test_register_promote_and_load_alias_in_a_fresh_process(
     command = [sys.executable, "-c", code]  # a fresh interpreter
     done = subprocess.run(command, env=env, cwd=mlflow_store.root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "UserWarning" not in done.stderr, done.stderr[-3000:]  # e.g. MLflow on predict's type hints
     served = json.loads(done.stdout.strip().splitlines()[-1])
 
     from loopline.registry.pyfunc import TextClassifierModel
