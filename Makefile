@@ -25,7 +25,7 @@ $(LS_TEMPLATE):
 	$(LS_VENV)/bin/pip install -q "label-studio==$(LS_VERSION)"
 	rm -rf $(LS_VENV)/template.partial && mkdir -p $(LS_VENV)/template.partial/home
 	env -u PORT -u HOST HOME="$(abspath $(LS_VENV))/template.partial/home" LATEST_VERSION_CHECK=false \
-	  COLLECT_ANALYTICS=false $(LS_VENV)/bin/label-studio version --data-dir $(LS_VENV)/template.partial/data >/dev/null
+	  COLLECT_ANALYTICS=false SENTRY_DSN= $(LS_VENV)/bin/label-studio version --data-dir $(LS_VENV)/template.partial/data >/dev/null
 	mkdir -p $(dir $@) && mv $(LS_VENV)/template.partial/data/label_studio.sqlite3 $@
 	rm -rf $(LS_VENV)/template.partial
 

@@ -675,14 +675,15 @@ def label_push(
     from loopline.feedback.store import FeedbackStore
     from loopline.labelling.client import LabelStudioClient
     from loopline.labelling.loop import push_for_labelling
-    from loopline.pipeline.champion import champion_labels
 
-    settings = _settings(config, home)
+    settings = _settings(config, home, connect_stores=False)
     with (
-        LabelStudioClient.from_settings(settings.label_studio) as client,  # checked first: it costs least
+        LabelStudioClient.from_settings(
+            settings.label_studio
+        ) as client,  # first: a mistake costs no start-up
         FeedbackStore(settings.resolved_feedback_db_url) as store,
     ):
-        pushed = push_for_labelling(settings, store, client, champion_labels(settings), limit)
+        pushed = push_for_labelling(settings, store, client, _champion_labels(settings), limit)
     project = pushed.project
     state = (
         "created"
@@ -705,12 +706,22 @@ def label_pull(config: ConfigOpt = None, home: HomeOpt = None) -> None:
     feedback import`); each annotation once, a re-annotation with another label replaces the first."""
     from loopline.labelling.client import LabelStudioClient
     from loopline.labelling.loop import pull_project
-    from loopline.pipeline.champion import champion_labels
 
-    settings = _settings(config, home)
-    with LabelStudioClient.from_settings(settings.label_studio) as client:
-        pulled = pull_project(settings, client, champion_labels(settings))
+    settings = _settings(config, home, connect_stores=False)
+    with LabelStudioClient.from_settings(
+        settings.label_studio
+    ) as client:  # first: a mistake costs no start-up
+        pulled = pull_project(settings, client, _champion_labels(settings))
     print_pull(pulled)
+
+
+def _champion_labels(settings: Settings) -> list[str]:
+    """Connect the stores, then the production model's labels (what annotators choose from)."""
+    from loopline.pipeline.champion import champion_labels
+    from loopline.stores import connect
+
+    connect(settings)
+    return champion_labels(settings)
 
 
 def print_pull(pulled: Any) -> None:

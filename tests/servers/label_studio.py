@@ -55,6 +55,8 @@ def launch_label_studio(workdir: Path) -> LabelStudio:
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
         LATEST_VERSION_CHECK="false",  # else it asks PyPI for a newer version at start
         COLLECT_ANALYTICS="false",
+        SENTRY_DSN="",  # else errors are reported to Label Studio's Sentry (its default DSN)
+        FRONTEND_SENTRY_DSN="",
         SSRF_PROTECTION_ENABLED="false",  # the webhook receiver listens on loopback, a "private" address
     )
     for name in UNPREFIXED:

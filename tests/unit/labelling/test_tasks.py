@@ -76,3 +76,42 @@ def test_annotation_labels_and_why_some_give_none() -> None:
     misaligned = annotation_label({"id": 4, "result": [half_word]}, "Anna Smith spoke", "token")
     assert misaligned.label is None and misaligned.problem and "whole words" in misaligned.problem
     assert annotation_label({"id": 5, "result": []}, "Anna Smith spoke", "token").label == "O O O"
+
+
+def test_a_pull_plan_takes_each_annotation_once_and_a_changed_label_supersedes() -> None:
+    from loopline.labelling.links import AnnotationLink
+    from loopline.labelling.loop import _plan
+
+    def annotated(annotation_id: int, label: str, updated_at: str, **extra: object) -> dict[str, object]:
+        choice = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}
+        annotation = {"id": annotation_id, "result": [choice], "updated_at": updated_at, "completed_by": 4}
+        data = {"text": f"text {annotation_id}", PREDICTION_ID_KEY: f"p{annotation_id}"}
+        return {"id": 100 + annotation_id, "data": data, "annotations": [{**annotation, **extra}]}
+
+    imported = {
+        1: AnnotationLink(1, "t1", 101, "refund", "fb-old", 1),  # unchanged
+        2: AnnotationLink(2, "t1", 102, "refund", "fb-old", 2),  # edited, same label
+        3: AnnotationLink(3, "t1", 103, "refund", "fb-old", 3),  # edited, another label
+    }
+    tasks = [
+        annotated(1, "refund", "t1"),
+        annotated(2, "refund", "t2"),
+        annotated(3, "billing", "t2"),
+        annotated(4, "billing", "t1"),
+        annotated(5, "billing", "t1", was_cancelled=True),
+    ]
+    plan = _plan(tasks, imported, "sequence")
+
+    assert [(a.annotation_id, a.label, a.prediction_id, a.user) for a in plan.rows] == [
+        (3, "billing", "p3", "label-studio:4"),
+        (4, "billing", "p4", "label-studio:4"),
+    ]
+    assert plan.superseded == [imported[3]]
+    assert [(link.annotation_id, link.updated_at, link.batch_id) for link in plan.relinks] == [
+        (2, "t2", "fb-old")
+    ]
+    assert plan.already == 2 and plan.unusable == {5: "skipped by the annotator"}
+    assert plan.content_hash("http://ls", 1) == _plan(tasks, imported, "sequence").content_hash(
+        "http://ls", 1
+    )
+    assert list(plan.frame()["source_row"]) == [1, 2]
