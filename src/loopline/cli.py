@@ -199,7 +199,7 @@ def _cell(value: object) -> Text:
 def _overrides(settings: Settings) -> dict[str, Any]:
     """Settings as flow parameters (JSON-safe), so a flow rebuilds exactly what the CLI resolved."""
     # The API key stays out of flow parameters (they are stored by Prefect); a flow never needs it.
-    return json.loads(settings.model_dump_json(exclude={"serve": {"api_key"}}))
+    return json.loads(settings.model_dump_json(exclude={"serve": {"api_key"}, "label_studio": {"token"}}))
 
 
 @app.command()
@@ -681,6 +681,122 @@ def feedback_to_label(
     out.parent.mkdir(parents=True, exist_ok=True)
     export.to_csv(out, index=False)
     say(f"{len(export)} prediction(s) to label → {out}: fill in 'label', then `loopline feedback import` it")
+
+
+label_app = typer.Typer(
+    help="Label Studio: send flagged predictions to a project, bring the annotations back as feedback "
+    "(label_studio.url / .token / .project; LOOPLINE_LABEL_STUDIO__URL, __TOKEN).",
+    no_args_is_help=True,
+)
+app.add_typer(label_app, name="label")
+
+
+@label_app.command("push")
+@friendly_errors
+def label_push(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many tasks, oldest first.")] = 1000,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Send predictions flagged for labelling (abstained or low margin; the least confident when none is
+    flagged) to the Label Studio project as tasks, with loopline's prediction as pre-annotation."""
+    from loopline.feedback.store import FeedbackStore
+    from loopline.labelling.client import LabelStudioClient
+    from loopline.labelling.loop import push_for_labelling
+
+    settings = _settings(config, home, connect_stores=False)
+    with (
+        LabelStudioClient.from_settings(
+            settings.label_studio
+        ) as client,  # first: a mistake costs no start-up
+        FeedbackStore(settings.resolved_feedback_db_url) as store,
+    ):
+        pushed = push_for_labelling(settings, store, client, _champion_labels(settings), limit)
+    project = pushed.project
+    state = (
+        "created"
+        if pushed.created_project
+        else "labeling config updated"
+        if pushed.label_config_updated
+        else ""
+    )
+    say(
+        f"Pushed {pushed.pushed} {pushed.selection} prediction(s) to Label Studio project {project.title!r} "
+        f"(id {project.id}{', ' + state if state else ''}) at {client.url}/projects/{project.id}; "
+        f"{pushed.already_in_project} already there."
+    )
+
+
+@label_app.command("pull")
+@friendly_errors
+def label_pull(config: ConfigOpt = None, home: HomeOpt = None) -> None:
+    """Import the project's completed annotations as a feedback batch (feedback contract, as `loopline
+    feedback import`); each annotation once, a re-annotation with another label replaces the first."""
+    from loopline.labelling.client import LabelStudioClient
+    from loopline.labelling.loop import pull_project
+
+    settings = _settings(config, home, connect_stores=False)
+    with LabelStudioClient.from_settings(
+        settings.label_studio
+    ) as client:  # first: a mistake costs no start-up
+        pulled = pull_project(settings, client, _champion_labels(settings))
+    print_pull(pulled)
+
+
+def _champion_labels(settings: Settings) -> list[str]:
+    """Connect the stores, then the production model's labels (what annotators choose from)."""
+    from loopline.pipeline.champion import champion_labels
+    from loopline.stores import connect
+
+    connect(settings)
+    return champion_labels(settings)
+
+
+def print_pull(pulled: Any) -> None:
+    """One line per pull; a batch the contract rejected exits 2, as `loopline feedback import` does."""
+    line = (
+        f"Label Studio project {pulled.project.title!r}: {pulled.new} new annotation(s), "
+        f"{pulled.already_imported} already imported"
+    )
+    if pulled.relabelled:
+        line += f", {pulled.relabelled} re-annotated ({pulled.superseded_rows} earlier row(s) superseded)"
+    if pulled.unusable:
+        shown = "; ".join(f"{i}: {why}" for i, why in list(pulled.unusable.items())[:5])
+        line += f", {len(pulled.unusable)} without a usable label ({shown})"
+    intake = pulled.intake
+    if intake is not None:
+        line += (
+            f". Batch {intake.batch_id}: {intake.batch_status}, {intake.accepted} accepted, "
+            f"{intake.quarantined} quarantined"
+        )
+        if intake.duplicate_rows:
+            line += f", {intake.duplicate_rows} already stored from earlier batches"
+    say(line + ".")
+    if intake is not None and intake.batch_status == "rejected":
+        fail(
+            f"The feedback contract rejected batch {intake.batch_id}; every row is quarantined with its "
+            f"reason (`loopline feedback quarantined --batch {intake.batch_id}`). {intake.reason}"
+        )
+
+
+@label_app.command("webhook")
+@friendly_errors
+def label_webhook(
+    host: Annotated[str, typer.Option(help="Interface (default 127.0.0.1, localhost only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8090,
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve POST /label-studio/webhook: on ANNOTATION_CREATED/UPDATED the annotation is read back from
+    Label Studio and imported as `loopline label pull` would (point the project's webhook at it)."""
+    import uvicorn
+
+    from loopline.labelling.webhook import create_webhook_app
+
+    settings = _settings(config, home)
+    webhook_app = create_webhook_app(settings)
+    say(f"Label Studio webhook on http://{host}:{port}/label-studio/webhook")
+    uvicorn.run(webhook_app, host=host, port=port, log_level="info")
 
 
 @app.command()

@@ -261,6 +261,33 @@ class ServeConfig(_Section):
     )
 
 
+class LabelStudioConfig(_Section):
+    """The Label Studio project people label flagged predictions in (``loopline label push/pull``)."""
+
+    url: str | None = Field(
+        None, description="Label Studio's address, e.g. http://label-studio.internal:8080; None: not set up."
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="API token of the Label Studio user loopline acts as (Account & Settings): a legacy "
+        "token, or a personal access token (JWT, exchanged for short-lived access tokens). Never logged.",
+    )
+    project: str = Field(
+        "loopline", description="Title of the project; created on the first push with the model's labels."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to Label Studio.")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("not an http(s) address with a host, e.g. http://127.0.0.1:8080")
+        return url.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything loopline can be configured with; defaults are the embedded setup."""
 
@@ -307,6 +334,7 @@ class Settings(BaseSettings):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
 
     @field_validator("tracking_uri")
     @classmethod

@@ -141,3 +141,27 @@ class PredictionLog(StoreCore):
             .limit(limit)
         )
         return self._frame(stmt, columns)
+
+    def least_confident_unlabelled(self, limit: int) -> pd.DataFrame:
+        """The ``limit`` least confident logged predictions nobody has labelled yet (batch scoring flags
+        none: before a service answers, these are what a person's label helps most), least confident first;
+        the columns of :meth:`flagged_unlabelled`."""
+        labelled = select(FeedbackRow.prediction_id).where(FeedbackRow.prediction_id.is_not(None))
+        columns = ["id", "text", "predicted_label", "confidence", "top_k", "model_version", "created_at"]
+        stmt = (
+            select(*(getattr(PredictionRow, c) for c in columns))
+            .where(PredictionRow.id.not_in(labelled))
+            .order_by(PredictionRow.confidence, PredictionRow.created_at, PredictionRow.id)
+            .limit(limit)
+        )
+        return self._frame(stmt, columns)
+
+    def any_flagged(self) -> bool:
+        """Whether any logged prediction was flagged for labelling (a service has answered with flags)."""
+        with self._read() as session:
+            return (
+                session.scalars(
+                    select(PredictionRow.id).where(PredictionRow.flagged.is_(True)).limit(1)
+                ).first()
+                is not None
+            )

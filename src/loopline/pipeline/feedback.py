@@ -82,6 +82,38 @@ def intake_feedback(
     )
 
 
+def intake_feedback_rows(
+    settings: Settings,
+    store: FeedbackStore,
+    frame: pd.DataFrame,
+    source: str,
+    content_hash: str,
+    known_labels: Collection[str],
+) -> FeedbackIntake:
+    """:func:`intake_feedback` for rows that come from elsewhere than a file (Label Studio annotations):
+    columns text, label and optionally source_row, user, source, prediction_id; the batch id derives from
+    ``content_hash`` as a file's does from its bytes, so the same rows again add nothing."""
+    check_label_names(frame, known_labels, source)
+    imported = store.import_feedback(frame, source=source, content_hash=content_hash)
+    crash_point("feedback.imported")
+    batch = store.get_batch(imported.batch_id)
+    assert batch is not None, "import_feedback returns the id of a stored batch"
+    pending = store.pending_feedback(imported.batch_id)
+    if batch.status != "imported" or pending.empty:
+        return _already_reviewed(settings, batch, imported)
+    return _review_batch(
+        settings,
+        store,
+        batch.id,
+        pending,
+        source,
+        known_labels,
+        imported.rows_added,
+        imported.already_imported,
+        imported.duplicate_rows,
+    )
+
+
 def review_pending_feedback(
     settings: Settings, store: FeedbackStore, known_labels: Collection[str]
 ) -> list[FeedbackIntake]:
