@@ -18,7 +18,12 @@ from loopline.errors import GateFailed
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
-from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
+from loopline.flows.common import (
+    current_flow_run_id,
+    current_flow_run_name,
+    flow_settings,
+    retry_unless_user_error,
+)
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion, require_champion
 from loopline.pipeline.fit import fit_candidate
@@ -81,7 +86,10 @@ def gate_round(settings: Settings, plan: RetrainPlan, trained: TrainResult, run_
 def register_round(
     settings: Settings, plan: RetrainPlan, trained: TrainResult, gate: GateReport, run_id: str
 ) -> PublishOutcome:
-    lineage = retrain_lineage(settings, plan, save_training_snapshot(settings, plan), current_flow_run_id())
+    lineage = {
+        **retrain_lineage(settings, plan, save_training_snapshot(settings, plan), current_flow_run_id()),
+        "loopline.prefect_flow_run_name": current_flow_run_name(),
+    }
     return publish_candidate(
         settings,
         run_id,

@@ -19,7 +19,12 @@ from loopline.config import Settings
 from loopline.data.snapshots import DatasetVersion
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
-from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
+from loopline.flows.common import (
+    current_flow_run_id,
+    current_flow_run_name,
+    flow_settings,
+    retry_unless_user_error,
+)
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import load_champion, require_task
 from loopline.pipeline.datasets import load_splits
@@ -180,6 +185,7 @@ def _lineage(
         "loopline.gate": "passed" if gate.passed else "failed",
         "loopline.git_commit": git_commit(),
         "loopline.prefect_flow_run_id": current_flow_run_id(),
+        "loopline.prefect_flow_run_name": current_flow_run_name(),
     }
 
 
