@@ -17,7 +17,7 @@ from mlflow.entities import SourceType, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
-from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
 from sqlalchemy.exc import SQLAlchemyError
 
 from loopline.config import Settings
@@ -143,6 +143,11 @@ def mark_dead_runs_killed(store: MlflowClient, experiment_id: str) -> int:
             run.info.run_name,
         )
     return len(dead)
+
+
+def name_run(run_id: str, name: str) -> None:
+    """Rename a run once what it did is known (``train v1 (2,400 rows)``): the runs table explains itself."""
+    mlflow_client().set_tag(run_id, MLFLOW_RUN_NAME, name)
 
 
 def end_run(run_id: str, *, failed: bool = False) -> None:

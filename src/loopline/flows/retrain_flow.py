@@ -46,7 +46,7 @@ from loopline.pipeline.retrain import (
     save_training_snapshot,
 )
 from loopline.processes import holder_name
-from loopline.tracking import end_run, start_run
+from loopline.tracking import end_run, name_run, start_run
 from loopline.training.trainer import TrainResult
 
 
@@ -150,6 +150,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
             )
             published = promote_published(settings, existing, None, _publish_reason(plan))
             finish_round(settings, plan, existing)
+            name_run(run_id, f"retrain: rerun, already v{existing}")
             end_run(run_id)
             return {
                 "status": "reused",

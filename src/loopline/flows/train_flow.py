@@ -36,7 +36,7 @@ from loopline.pipeline.publish import (
     promote_published,
     publish_candidate,
 )
-from loopline.tracking import end_run, git_commit, start_run
+from loopline.tracking import end_run, git_commit, name_run, start_run
 from loopline.training.trainer import TrainResult
 
 TRAIN_KEY_TAG = "loopline.train_key"
@@ -107,6 +107,7 @@ def train_flow(
         key = train_key(settings, ingested.snapshot)
         existing = find_registered_version(settings, TRAIN_KEY_TAG, key)
         if existing is not None:
+            name_run(run_id, f"train: rerun, already v{existing}")
             end_run(run_id)
             logger.info(
                 "This data and these settings were trained into v%s before; not training again", existing

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from loopline.config import Settings
 from loopline.feedback.store import FeedbackStore
@@ -29,7 +28,7 @@ from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, require_champion, require_task
 from loopline.pipeline.reference import load_reference
 from loopline.tasks import get_task, task_of_model
-from loopline.tracking import log_file, log_json, mlflow_client
+from loopline.tracking import log_file, log_json, mlflow_client, name_run
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +82,7 @@ def monitor_window(
     )
     if run_id:
         _log_monitoring(run_id, drift, decision, reports)
-        name = monitor_run_name(champion.version, drift, decision.retrain)
-        mlflow_client().set_tag(run_id, MLFLOW_RUN_NAME, name)
+        name_run(run_id, monitor_run_name(champion.version, drift, decision.retrain))
     logger.info("Monitor decision: %s — %s", "RETRAIN" if decision.retrain else "no retrain", decision.reason)
     return MonitorOutcome(
         champion.version,

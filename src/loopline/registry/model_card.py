@@ -19,13 +19,13 @@ from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
+from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from loopline.evaluation.evaluate import EvalReport
 from loopline.evaluation.gate_markdown import fmt_number, gate_table, gate_verdict, md_cell
 from loopline.faults import crash_point
 from loopline.registry.lookups import get_version
-from loopline.tracking import mlflow_client
+from loopline.tracking import mlflow_client, name_run
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +235,11 @@ def _intended_use(facts: CardFacts) -> str:
             f"Assigns one of the {len(facts.labels) or 'listed'} labels below to a short text (sequence "
             "classification), with a confidence."
         )
+    outside = (
+        "entity types outside its set (it never finds them)"
+        if facts.task == "token"
+        else "labels outside its label set (it always answers one of them)"
+    )
     return (
         "## Intended use\n\n"
         f"{what} Meant for texts like its training data ({md_cell(source)}): same language, domain and "
@@ -242,8 +247,8 @@ def _intended_use(facts: CardFacts) -> str:
         f"'models:/{facts.model_name}/{facts.version}')` (input: a DataFrame with a `text` column) or serve "
         "it with `loopline serve`. Route low-confidence answers to a person and send corrections back as "
         "feedback.\n\n"
-        "Not meant for: labels outside its label set (it always answers one of them), other languages or "
-        "domains than its training data, or decisions about people without human review."
+        f"Not meant for: {outside}, other languages or domains than its training data, or decisions "
+        "about people without human review."
     )
 
 
@@ -273,9 +278,12 @@ def _training_data(facts: CardFacts) -> str:
     if tags.get("loopline.dataset_source"):
         lines.append(f"- Source: {md_cell(tags['loopline.dataset_source'])}")
     if facts.train_rows:
-        lines.append(
-            f"- Rows trained on: {facts.train_rows:,} (the training split; validation and test held out)"
+        how = (
+            "this round's feedback training rows plus a class-balanced replay of past data"
+            if facts.flow == "retrain"
+            else "the training split; validation and test held out"
         )
+        lines.append(f"- Rows trained on: {facts.train_rows:,} ({how})")
     if tags.get("loopline.quarantined_rows"):
         lines.append(f"- Rows quarantined by the data contract: {tags['loopline.quarantined_rows']}")
     if tags.get("loopline.test_version"):
@@ -482,7 +490,7 @@ def save_model_card(name: str, version: str) -> str | None:
     client = mlflow_client()
     facts = load_card_facts(name, version)
     if facts.run_id:
-        client.set_tag(facts.run_id, MLFLOW_RUN_NAME, training_run_name(facts))
+        name_run(facts.run_id, training_run_name(facts))
     model = client.get_registered_model(name)
     if not (model.description or "").strip():
         client.update_registered_model(name, description=model_description(name, facts.task))
