@@ -356,6 +356,7 @@ def models(ctx: typer.Context, config: ConfigOpt = None, home: HomeOpt = None) -
 @models_app.command("show")
 @friendly_errors
 def models_show(
+    ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Model version whose card to print, e.g. 3.")],
     config: ConfigOpt = None,
     home: HomeOpt = None,
@@ -363,7 +364,8 @@ def models_show(
     """Print a version's model card (Markdown: data, metrics, gate verdict, lineage, limits)."""
     from loopline.registry.model_card import read_model_card
 
-    settings = _settings(config, home)
+    group = ctx.parent.params if ctx.parent is not None else {}  # `models --home H show 1` means H too
+    settings = _settings(config or group.get("config"), home or group.get("home"))
     card = read_model_card(settings.model_name, version)
     if not card.strip():
         fail(
