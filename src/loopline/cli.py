@@ -325,10 +325,18 @@ def evaluate(
     )
 
 
-@app.command()
+models_app = typer.Typer(help="Registered versions: list them (no subcommand), show one's model card.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
 @friendly_errors
-def models(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def models(
+    ctx: typer.Context, config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = False
+) -> None:
     """List registered versions with their aliases (stages), metrics and data version."""
+    if ctx.invoked_subcommand is not None:
+        return
     from loopline.registry.lookups import list_versions
 
     settings = _settings(config, home)
@@ -364,6 +372,28 @@ def models(config: ConfigOpt = None, home: HomeOpt = None, as_json: JsonOpt = Fa
             )
         )
     console.print(table)
+
+
+@models_app.command("show")
+@friendly_errors
+def models_show(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Model version whose card to print, e.g. 3.")],
+    config: ConfigOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Print a version's model card (Markdown: data, metrics, gate verdict, lineage, limits)."""
+    from loopline.registry.model_card import read_model_card
+
+    group = ctx.parent.params if ctx.parent is not None else {}  # `models --home H show 1` means H too
+    settings = _settings(config or group.get("config"), home or group.get("home"))
+    card = read_model_card(settings.model_name, version)
+    if not card.strip():
+        fail(
+            f"{settings.model_name} v{version} has no model card (it was registered before loopline wrote "
+            "them, or its publish has not finished): rerun the command that trained it, or see the MLflow UI."
+        )
+    console.print(Text(card.rstrip()), soft_wrap=True)
 
 
 @app.command()

@@ -105,6 +105,22 @@ def feedback_rows_added(expected_quarantined_min: int) -> Callable[[Path, Path, 
     return check
 
 
+def runs_explain_themselves(folder: Path, home: Path, result: Result) -> None:
+    """The project's train and retrain runs are named for what they made, by whom; v1 has its card too."""
+    conn = sqlite3.connect(home / "mlflow.db")
+    try:
+        names = [n for (n,) in conn.execute("SELECT value FROM tags WHERE key = 'mlflow.runName'")]
+        users = {u for (u,) in conn.execute("SELECT value FROM tags WHERE key = 'mlflow.user'")}
+        cards = dict(conn.execute("SELECT version, description FROM model_versions ORDER BY version"))
+    finally:
+        conn.close()
+    assert any(n.startswith("train v1 (") and n.endswith(" rows)") for n in names), names
+    assert any(n.startswith("retrain v2 ← v1 (") and n.endswith(" feedback rows)") for n in names), names
+    assert len(users) == 1 and "" not in users, users
+    assert str(cards[1]).startswith("# Model card: loopline-classifier v1\n"), cards[1]
+    assert cards[2] in result.stdout.replace("\r", ""), "the card is printed as stored"
+
+
 TOML_BASE = "[training]\nepochs = 1\n"
 LATIN1 = csv_bytes([*good_rows(40), ("café crème brûlée for my card", "card_arrival")], encoding="latin-1")
 UTF16_BOM = codecs.BOM_UTF16_LE + csv_bytes(good_rows(40)).decode().encode("utf-16-le")
@@ -225,6 +241,20 @@ CASES = [
         home="h",
     ),
     Case("bad-option-value", ["decisions", "--limit", "many"], 2, ["Invalid value"]),
+    # ---- model cards ----------------------------------------------------------------------------
+    Case(
+        "models-show",
+        ["models", "show", "2"],
+        0,
+        ["# Model card: loopline-classifier v2", "## Intended use", "continual retrain of v1", "## Gate"],
+        check=runs_explain_themselves,
+    ),
+    Case(
+        "models-show-unknown",
+        ["models", "show", "99"],
+        2,
+        ["has no version '99'", "Existing versions: [1, 2]"],
+    ),
     # ---- validate: the loader -------------------------------------------------------------------
     Case("missing-file", ["validate", "absent.csv"], 2, ["not found", "absent.csv"]),
     Case("folder-not-dataset", ["validate", "adir"], 2, ["not a dataset saved with"], {"adir/x.txt": b"x"}),

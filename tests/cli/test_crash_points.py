@@ -63,6 +63,15 @@ class Home:
         )
         return [tuple(str(x) for x in row) for row in rows]  # type: ignore[misc]
 
+    def card(self, version: str) -> str:
+        rows = sql(
+            self.path / "mlflow.db",
+            "SELECT description FROM model_versions WHERE name=? AND version=?",
+            MODEL,
+            int(version),
+        )
+        return str(rows[0][0] or "") if rows else ""
+
     def feedback(self) -> dict[str, int]:
         rows = sql(self.path / "feedback.db", "SELECT status, count(*) FROM feedback GROUP BY status")
         return {str(status): int(count) for status, count in rows}  # type: ignore[call-overload]
@@ -186,6 +195,8 @@ def test_train_killed(point: str, empty: Home) -> None:
     assert empty.aliases() == {"candidate": "1", "production": "1"}
     assert ("Already trained" in done.output) == registered
     empty.assert_registry_agrees()
+    # Killed between registering and writing the card: the rerun writes it.
+    assert empty.card("1").startswith("# Model card: loopline-classifier v1\n")
     assert empty.running_runs() == 0  # the killed run is marked KILLED, not left running
 
 

@@ -65,3 +65,7 @@ def test_ner_loop_from_the_command_line(ner_project: Path, tmp_path: Path, prefe
     assert "version=2" in retrained.output, retrained.explain()
     v2_dir = max((ner_project / ".loopline" / "runs").glob("*/model"), key=lambda p: p.stat().st_mtime)
     assert read_labels(v2_dir)[-2:] == ["B-PRODUCT", "I-PRODUCT"]
+    card = " ".join(cli.ok("models", "show", "2").output.split())  # the tagger's card: per entity type
+    assert card.startswith("# Model card: loopline-classifier v2 Token classifier"), card[:300]
+    assert "`B-PRODUCT` (new)" in card and "Per entity type on `feedback`:" in card, card
+    assert "| `PRODUCT` |" in card and "entity F1" in card and "- Parent version: v1" in card, card

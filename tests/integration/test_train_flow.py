@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from loopline.errors import ContractViolation, DataError, GateFailed
 from loopline.flows.train_flow import train_flow
+from loopline.processes import current_user
 from tests.integration.conftest import tiny_overrides
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,20 @@ def test_train_flow_registers_and_promotes_with_lineage(
         ).read_text()
     )
     assert results["epochs_run"] == 1
+
+    # The run explains itself, and the version carries its model card (the MLflow UI renders it).
+    assert run.data.tags["mlflow.runName"] == f"train v1 ({int(run.data.params['train_rows']):,} rows)"
+    assert run.data.tags["mlflow.user"] == current_user()
+    assert run.data.tags["mlflow.source.name"] == "loopline.flows.train_flow"
+    card = client.get_model_version("loopline-classifier", "1").description
+    assert card.startswith("# Model card: loopline-classifier v1\n")
+    assert "## Intended use" in card and "| `test.accuracy` |" in card
+    assert f"`{summary['dataset_version']}`" in card
+    logged = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_card.md")
+    assert logged == card
+    gate_md = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/gate/gate_report.md")
+    assert gate_md.startswith("# Gate PASSED") and "| check | value | threshold | passed |" in gate_md
+    assert "candidate" in client.get_registered_model("loopline-classifier").description
 
 
 def test_missing_label_column_fails_before_anything_is_registered(

@@ -38,3 +38,8 @@ def retry_unless_user_error(task: Task[..., Any], task_run: TaskRun, state: Stat
 
 def current_flow_run_id() -> str:
     return str(flow_run.get_id() or "")
+
+
+def current_flow_run_name() -> str:
+    """The Prefect flow run's name (``crimson-otter``), for the model card; empty outside a flow."""
+    return str(flow_run.get_name() or "")

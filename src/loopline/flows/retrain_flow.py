@@ -20,7 +20,12 @@ from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.feedback.store import FeedbackStore
 from loopline.flows import artifacts
-from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
+from loopline.flows.common import (
+    current_flow_run_id,
+    current_flow_run_name,
+    flow_settings,
+    retry_unless_user_error,
+)
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion, require_champion
 from loopline.pipeline.fit import fit_candidate
@@ -43,7 +48,7 @@ from loopline.pipeline.retrain import (
     save_training_snapshot,
 )
 from loopline.processes import holder_name
-from loopline.tracking import end_run, start_run
+from loopline.tracking import end_run, name_run, start_run
 from loopline.training.trainer import TrainResult
 
 
@@ -83,7 +88,10 @@ def gate_round(settings: Settings, plan: RetrainPlan, trained: TrainResult, run_
 def register_round(
     settings: Settings, plan: RetrainPlan, trained: TrainResult, gate: GateReport, run_id: str
 ) -> PublishOutcome:
-    lineage = retrain_lineage(settings, plan, save_training_snapshot(settings, plan), current_flow_run_id())
+    lineage = {
+        **retrain_lineage(settings, plan, save_training_snapshot(settings, plan), current_flow_run_id()),
+        "loopline.prefect_flow_run_name": current_flow_run_name(),
+    }
     return publish_candidate(
         settings,
         run_id,
@@ -154,6 +162,7 @@ def _retrain_round(settings: Settings, store: FeedbackStore, reason: str) -> dic
             )
             published = promote_published(settings, existing, None, _publish_reason(plan))
             finish_round(settings, plan, existing)
+            name_run(run_id, f"retrain: rerun, already v{existing}")
             end_run(run_id)
             _publish_version(settings, existing, published.aliases, champion.version)
             return {

@@ -21,7 +21,12 @@ from loopline.data.snapshots import DatasetVersion
 from loopline.evaluation.gate import GateReport
 from loopline.faults import crash_point
 from loopline.flows import artifacts
-from loopline.flows.common import current_flow_run_id, flow_settings, retry_unless_user_error
+from loopline.flows.common import (
+    current_flow_run_id,
+    current_flow_run_name,
+    flow_settings,
+    retry_unless_user_error,
+)
 from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import load_champion, require_task
 from loopline.pipeline.datasets import load_splits
@@ -33,7 +38,7 @@ from loopline.pipeline.publish import (
     promote_published,
     publish_candidate,
 )
-from loopline.tracking import end_run, git_commit, start_run
+from loopline.tracking import end_run, git_commit, name_run, start_run
 from loopline.training.trainer import TrainResult
 
 TRAIN_KEY_TAG = "loopline.train_key"
@@ -115,6 +120,7 @@ def train_flow(
         key = train_key(settings, ingested.snapshot)
         existing = find_registered_version(settings, TRAIN_KEY_TAG, key)
         if existing is not None:
+            name_run(run_id, f"train: rerun, already v{existing}")
             end_run(run_id)
             logger.info(
                 "This data and these settings were trained into v%s before; not training again", existing
@@ -210,6 +216,7 @@ def _lineage(
         "loopline.gate": "passed" if gate.passed else "failed",
         "loopline.git_commit": git_commit(),
         "loopline.prefect_flow_run_id": current_flow_run_id(),
+        "loopline.prefect_flow_run_name": current_flow_run_name(),
     }
 
 

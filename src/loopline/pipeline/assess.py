@@ -12,6 +12,7 @@ from loopline.config import Settings
 from loopline.errors import LooplineError
 from loopline.evaluation.evaluate import EvalReport, evaluate_model, save_eval_report
 from loopline.evaluation.gate import GateReport, evaluate_gate
+from loopline.evaluation.gate_markdown import gate_markdown
 from loopline.evaluation.metrics import save_confusion_matrix_png
 from loopline.inference import load_classifier
 from loopline.tasks import task_of_model
@@ -78,6 +79,7 @@ def assess_candidate(
     if run_id:
         log_evaluation(run_id, candidate, output_dir)
         log_json(run_id, gate.to_dict(), "gate/gate_report.json")
+        mlflow_client().log_text(run_id, gate_markdown(gate.to_dict()), "gate/gate_report.md")  # for people
         mlflow_client().set_tag(run_id, "loopline.gate", "passed" if gate.passed else "failed")
     logger.info(
         "Gate %s: %s", "passed" if gate.passed else "FAILED", "; ".join(c.detail for c in gate.checks)

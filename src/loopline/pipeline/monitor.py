@@ -28,7 +28,7 @@ from loopline.monitoring.policy import TriggerDecision, decide_retrain
 from loopline.pipeline.champion import Champion, require_champion, require_task
 from loopline.pipeline.reference import load_reference
 from loopline.tasks import get_task, task_of_model
-from loopline.tracking import log_file, log_json, mlflow_client
+from loopline.tracking import log_file, log_json, mlflow_client, name_run
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def monitor_window(
     )
     if run_id:
         _log_monitoring(run_id, drift, decision, reports)
+        name_run(run_id, monitor_run_name(champion.version, drift, decision.retrain))
     logger.info("Monitor decision: %s — %s", "RETRAIN" if decision.retrain else "no retrain", decision.reason)
     return MonitorOutcome(
         champion.version,
@@ -248,6 +249,21 @@ def _evidently_html(
         except Exception as err:  # a report for people must never fail the monitor
             logger.warning("Evidently report %s could not be built: %s", name, err)
     return paths
+
+
+def monitor_run_name(champion_version: str, drift: dict[str, Any], retrain: bool) -> str:
+    """``monitor v2 (drift: novelty, label) → retrain``: the runs table says what each check found."""
+    size = int(drift.get("window_size") or 0)
+    alarms = [key.removesuffix("_alarm") for key, on in drift.items() if key.endswith("_alarm") and on]
+    if size == 0:
+        found = "no new rows"
+    elif drift.get("too_small"):
+        found = f"window too small: {size} rows"
+    elif alarms:
+        found = f"drift: {', '.join(alarms)}"
+    else:
+        found = f"no drift in {size} rows"
+    return f"monitor v{champion_version} ({found}) → {'retrain' if retrain else 'no retrain'}"
 
 
 def _log_monitoring(

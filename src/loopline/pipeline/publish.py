@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow.exceptions import MlflowException
+
 from loopline.config import Settings
 from loopline.errors import GateFailed, RegistryError
 from loopline.evaluation.gate import GateReport
@@ -15,6 +17,7 @@ from loopline.pipeline.canary import canary_failure
 from loopline.processes import current_user
 from loopline.registry.integrity import MANIFEST_TAG, manifest_tag
 from loopline.registry.lookups import find_version_by_tag, version_aliases
+from loopline.registry.model_card import save_model_card
 from loopline.registry.packaging import log_model, register_model
 from loopline.registry.promotion import promote, promotion_history
 from loopline.tracking import active_run, mlflow_client
@@ -69,9 +72,14 @@ def promote_published(
     """Give a freshly registered version its aliases: ``candidate``, then ``production`` with auto-promote.
 
     Also completes a round whose process died after registering: an alias this version held before
-    (recorded in the history) is not given again, so a rerun never undoes a later rollback.
+    (recorded in the history) is not given again, so a rerun never undoes a later rollback. The model
+    card is written first (once: a rerun finds it set), so a version is documented before it serves.
     """
     name = settings.model_name
+    try:
+        save_model_card(name, version)
+    except (MlflowException, OSError) as err:  # documentation must not stop a gated model's promotion
+        logger.error("The model card of %s v%s could not be written: %s", name, version, err)
     held_before = {event.alias for event in promotion_history(name) if event.version == version}
     wanted = ["candidate", *(["production"] if settings.gate.auto_promote else [])]
     for alias in wanted:

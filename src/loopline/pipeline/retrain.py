@@ -40,6 +40,7 @@ FEEDBACK_SPLIT = SplitConfig(validation_fraction=0.1, test_fraction=0.2)
 RETRAIN_LOCK = "retrain"  # the feedback store's lock: one retrain round at a time
 RETRAIN_LOCK_STALE_AFTER = timedelta(hours=6)  # a holder this old is taken over even if it may live
 RETRAIN_KEY_TAG = "loopline.retrain_key"  # version tag: the feedback rows a version was trained on
+MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class RetrainPlan:
     eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])  # frames the gate scores
     new_classes: list[str] = field(default_factory=list)  # what the gate checks as new: labels or types
     relabelled_words: int = 0  # token task: O-tagged words of old types set from the champion
+    batch_rows: dict[str, int] = field(default_factory=dict)  # feedback rows trained on, per batch
+    drift_state: str = ""  # the monitor's last verdict before this round, for the model card
 
     def frame(self, name: str) -> pd.DataFrame:
         """One of the plan's frames (train, validation, test, feedback, feedback_train, regression)."""
@@ -130,10 +133,31 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         relabelled_words=relabelled,
         feedback_ids=ids,
         batch_ids=sorted(set(feedback["batch_id"].astype(str))),
+        batch_rows={
+            str(k): int(v) for k, v in sorted(feedback["batch_id"].astype(str).value_counts().items())
+        },
+        drift_state=drift_state(store),
         retrain_key=retrain_key(ids),
         test_version=test_version,
         eval_sets=[name for name in ("test", "regression", "feedback") if name in frames],
     )
+
+
+def drift_state(store: FeedbackStore) -> str:
+    """What the monitor last said, when, on which champion: the drift state a retrained model learnt in."""
+    last = store.last_decision("monitor")
+    if last is None:
+        return "no monitoring check was recorded before this round"
+    checks = last.details.get("checks") or {}
+    drift = last.details.get("drift") or {}
+    alarms = [key.removesuffix("_alarm") for key, on in drift.items() if key.endswith("_alarm") and on]
+    flags = [name for name in ("drift", "decay") if checks.get(f"{name}_detected")]
+    verdict = (" and ".join(flags) + " detected") if flags else "no drift or decay detected"
+    signals = f" (signals: {', '.join(alarms)})" if alarms else ""
+    return (
+        f"{verdict}{signals} by the monitor check of {last.created_at.isoformat(timespec='seconds')} on "
+        f"v{last.model_version or '?'} ({last.details.get('window_size', '?')} rows): {last.reason}"
+    )[:MAX_TAG_CHARS]
 
 
 def retrain_key(feedback_ids: list[int]) -> str:
@@ -170,6 +194,8 @@ def retrain_lineage(
         "loopline.parent_version": plan.champion_version,
         "loopline.feedback_batches": ",".join(plan.batch_ids),
         "loopline.feedback_rows": str(len(plan.feedback_ids)),
+        "loopline.feedback_batch_rows": json.dumps(plan.batch_rows, sort_keys=True)[:MAX_TAG_CHARS],
+        "loopline.drift_at_training": plan.drift_state or "unknown",
         "loopline.new_labels": ",".join(plan.new_labels),
         "loopline.task": settings.task,
         **({"loopline.relabelled_words": str(plan.relabelled_words)} if settings.task == "token" else {}),

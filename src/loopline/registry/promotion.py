@@ -40,7 +40,7 @@ from loopline.registry.lookups import (
     get_version,
     registered_model,
 )
-from loopline.tracking import HOLDER_TAG, mlflow_client
+from loopline.tracking import HOLDER_TAG, mlflow_client, run_source_tags
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +439,7 @@ def _record_intent(
         _promotions_experiment_id(client, event.model, location, model_run_id),
         run_name=f"{event.kind} {event.alias} -> v{event.version}",
         tags={
+            **run_source_tags("loopline.registry.promotion"),
             EVENT_TAG: event.kind,
             HOLDER_TAG: f"{this_host()}:{os.getpid()}",
             **{f"loopline.{key}": value for key, value in fields.items()},

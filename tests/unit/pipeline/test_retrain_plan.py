@@ -20,6 +20,7 @@ from loopline.feedback.store import FeedbackStore
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.retrain import (
     RETRAIN_LOCK,
+    drift_state,
     finish_retrain,
     plan_retrain,
     record_gate_failed,
@@ -135,3 +136,28 @@ def test_a_round_s_decisions_say_whether_it_completed(settings: Settings, tmp_pa
         )
         last = store.last_retrain_at()
         assert last is not None and last >= before
+
+
+def test_a_plan_counts_feedback_rows_per_batch_and_records_the_drift_state(
+    settings: Settings, tmp_path: Path
+) -> None:
+    champion = _champion(settings, tmp_path)
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        assert drift_state(store) == "no monitoring check was recorded before this round"
+        _accept(store, _feedback("crypto_transfer", 30), "round1")
+        _accept(store, _feedback("crypto_transfer", 12, start=30), "round2")
+        store.record_decision(
+            "monitor",
+            True,
+            "Retrain: drift detected (novel share 0.4).",
+            {
+                "drift": {"novelty_alarm": True, "label_alarm": False},
+                "checks": {"drift_detected": True},
+                "window_size": 42,
+            },
+            model_version="1",
+        )
+        plan = plan_retrain(settings, store, champion, tmp_path / "round")
+    assert sorted(plan.batch_rows.values()) == [12, 30] and set(plan.batch_rows) == set(plan.batch_ids)
+    assert plan.drift_state.startswith("drift detected (signals: novelty) by the monitor check of ")
+    assert plan.drift_state.endswith("on v1 (42 rows): Retrain: drift detected (novel share 0.4).")
