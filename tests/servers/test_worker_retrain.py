@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from loopline.data.demo import NEW_INTENT, generate_demo_dataset, generate_feedback_batch
+from loopline.data.demo import (
+    NEW_INTENT,
+    generate_demo_dataset,
+    generate_feedback_batch,
+    minimum_functionality_examples,
+)
 from tests.processes import TELEMETRY_OFF
 
 if TYPE_CHECKING:  # conftest is not importable as a package module at run time
@@ -34,10 +40,13 @@ pytestmark = pytest.mark.servers
 
 STORE_ENV = ("LOOPLINE_HOME", "LOOPLINE_TRACKING_URI", "LOOPLINE_FEEDBACK_DB_URL")
 COMMAND_TIMEOUT_S = 300
+NEVER = "0 0 1 1 *"  # a cron of New Year's midnight
 FLOW_RUN_TIMEOUT_S = 300
 # The tiny random model learns little: short training and the gate's floors off, so the round registers.
+# Relative file settings: they name the project's files, and must reach a run that starts elsewhere.
 TINY_TOML = """\
-base_model = "{base_model}"
+base_model = "base-model"
+mft_path = "mft.csv"
 model_name = "{model_name}"
 experiment_name = "{experiment_name}"
 [training]
@@ -115,8 +124,10 @@ def project(
     folder.mkdir()
     model_name, experiment_name = f"loopline-worker-{suffix}", f"loopline-worker-{suffix}"
     (folder / "loopline.toml").write_text(
-        TINY_TOML.format(base_model=tiny_model_dir, model_name=model_name, experiment_name=experiment_name)
+        TINY_TOML.format(model_name=model_name, experiment_name=experiment_name)
     )
+    (folder / "base-model").symlink_to(tiny_model_dir, target_is_directory=True)
+    minimum_functionality_examples().to_csv(folder / "mft.csv", index=False)
     generate_demo_dataset(300, seed=5).to_csv(folder / "data.csv", index=False)
     generate_feedback_batch("drifted", 120, seed=5).to_csv(folder / "feedback.csv", index=False)
     feedback_db_url = postgres_cluster.create_database(f"feedback_worker_{suffix}")
@@ -130,11 +141,11 @@ def project(
 
 
 def start_worker(pool: str, env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """``prefect worker start`` for one poll (``--run-once``) that waits for the run it took (``--limit``)."""
+    """``prefect worker start`` for one poll (``--run-once``), waiting for the runs it took (``--limit``)."""
     log_path = workdir / "worker.log"
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
-           "--run-once", "--limit", "1"]  # fmt: skip
+           "--run-once", "--limit", "2"]  # fmt: skip
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -185,6 +196,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
+def deployed_ids(schedule_output: str) -> dict[str, uuid.UUID]:
+    """flow/deployment → id, from ``loopline schedule --work-pool``'s lines."""
+    found = re.findall(r"Deployed (\S+) to work pool .*?; id ([0-9a-f-]{36})\)", schedule_output)
+    return {name: uuid.UUID(value) for name, value in found}
+
+
 def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
     project: Project, client: Any, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
@@ -194,11 +211,16 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
 
     pool = f"loopline-process-{uuid.uuid4().hex[:8]}"
     client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    project.run("schedule", "--work-pool", pool)
-    deployment = client.read_deployment_by_name("retrain/retrain")
-    assert deployment.work_pool_name == pool
-    assert deployment.parameters["overrides"]["model_name"] == project.model_name
-    flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"reason": "servers test"})
+    # Crons that do not fire while the test runs: the only runs are the two made below.
+    deployed = project.run("schedule", "--work-pool", pool, "--monitor-cron", NEVER, "--fallback-cron", NEVER)
+    ids = deployed_ids(deployed.stdout)
+    retrain = client.create_flow_run_from_deployment(
+        ids["retrain/retrain"], parameters={"reason": "servers test"}
+    )
+    # A run of the pool with a relative home (a per-run env job variable): refused before any store.
+    refused = client.create_flow_run_from_deployment(
+        ids["monitor/hourly"], job_variables={"env": {"LOOPLINE_HOME": "relative-home"}}
+    )
 
     # The worker knows where the stores are, nothing else: its runs start in a temporary folder, so
     # neither loopline.toml nor a relative home can be found by accident.
@@ -207,14 +229,18 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
     started = time.monotonic()
     worker, log = start_worker(pool, worker_env, tmp_path / "worker")
     try:
-        final = wait_final(client, flow_run.id, worker, log)
+        final = wait_final(client, retrain.id, worker, log)
         assert final.state.is_completed(), f"flow run {final.state.name}: {final.state.message}\n{tail(log)}"
-        worker.wait(timeout=60)  # --run-once: done once its run is
+        bad = wait_final(client, refused.id, worker, log)
+        worker.wait(timeout=60)  # --run-once: done once its runs are
         assert worker.returncode == 0, tail(log)
     finally:
         stop(worker)
     print(f"\n[servers] worker ran the retrain in {time.monotonic() - started:.1f} s")
     assert final.work_pool_name == pool
+    assert bad.state.is_failed(), f"{bad.state.name}: {bad.state.message}"
+    assert "The loopline home relative-home is relative" in log.read_text(errors="replace"), tail(log)
+    assert not (tmp_path / "worker" / "relative-home").exists()
 
     # MLflow (the server, on Postgres): v2 from one retrain run of this flow run, candidate and production.
     mlflow = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
@@ -226,7 +252,7 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
     assert len(retrains) == 1, [run.info for run in retrains]
     (retrain_run,) = retrains
     assert retrain_run.info.status == "FINISHED"
-    assert retrain_run.data.tags["prefect.flow_run_id"] == str(flow_run.id)
+    assert retrain_run.data.tags["prefect.flow_run_id"] == str(retrain.id)
     assert retrain_run.data.tags["loopline.trigger"] == "servers test"
     assert v2.run_id == retrain_run.info.run_id
 
