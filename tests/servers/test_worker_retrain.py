@@ -5,9 +5,10 @@ backend) and the feedback store on Postgres; ``loopline feedback import`` accept
 intent, so a retrain has work; ``loopline schedule --work-pool`` deploys to a process pool; a flow run of
 ``retrain/retrain`` is created through the Prefect API, and ``prefect worker start --run-once`` picks it
 up and runs it in a process of its own, with the store locations from its environment only (the
-deployment's parameters carry the rest of loopline.toml, none of the stores). Then the real stores are
-read: the new version and its aliases, the retrain's MLflow run, the feedback rows used by the version,
-the decision.
+deployment's parameters carry the rest of loopline.toml, none of the stores; its relative file settings
+made absolute). Then the real stores are read: the new version and its aliases, the retrain's MLflow run,
+the feedback rows used by the version, the decision. A second run the worker takes, of ``monitor/hourly``
+with a relative home (a per-run env job variable), fails first thing, saying why.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Project:
     env: dict[str, str]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "loopline.cli", *args],
             cwd=self.folder,
@@ -87,6 +89,7 @@ class Project:
             timeout=COMMAND_TIMEOUT_S,
         )
         output = done.stdout + done.stderr
+        print(f"\n[servers] loopline {args[0]}: {time.monotonic() - started:.1f} s", end="")
         assert done.returncode == 0, f"loopline {' '.join(args)} → exit {done.returncode}\n{output[-6000:]}"
         assert "Traceback" not in output, output[-6000:]
         return done
@@ -214,6 +217,9 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
     # Crons that do not fire while the test runs: the only runs are the two made below.
     deployed = project.run("schedule", "--work-pool", pool, "--monitor-cron", NEVER, "--fallback-cron", NEVER)
     ids = deployed_ids(deployed.stdout)
+    overrides = client.read_deployment(ids["retrain/retrain"]).parameters["overrides"]
+    assert overrides["mft_path"] == str((project.folder / "mft.csv").resolve())  # the run starts elsewhere
+    assert overrides["model_name"] == project.model_name and "home" not in overrides
     retrain = client.create_flow_run_from_deployment(
         ids["retrain/retrain"], parameters={"reason": "servers test"}
     )
