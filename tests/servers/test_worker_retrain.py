@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -78,21 +79,42 @@ class Project:
     feedback_db_url: str
     env: dict[str, str]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        started = time.monotonic()
-        done = subprocess.run(
+    def start(self, *args: str) -> Command:
+        proc = subprocess.Popen(
             [sys.executable, "-m", "loopline.cli", *args],
             cwd=self.folder,
             env=self.env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=COMMAND_TIMEOUT_S,
         )
-        output = done.stdout + done.stderr
-        print(f"\n[servers] loopline {args[0]}: {time.monotonic() - started:.1f} s", end="")
-        assert done.returncode == 0, f"loopline {' '.join(args)} → exit {done.returncode}\n{output[-6000:]}"
-        assert "Traceback" not in output, output[-6000:]
-        return done
+        return Command(args, proc, time.monotonic())
+
+    def run(self, *args: str) -> str:
+        return self.start(*args).ok()
+
+
+@dataclass(frozen=True)
+class Command:
+    """``loopline ARGS`` running as a process of its own."""
+
+    args: tuple[str, ...]
+    proc: subprocess.Popen[str]
+    started: float
+
+    def ok(self) -> str:
+        """Its stdout once it exited 0 without a traceback; fails with its output otherwise."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            stdout, stderr = self.proc.communicate()
+        output = stdout + stderr
+        print(f"\n[servers] loopline {self.args[0]}: {time.monotonic() - self.started:.1f} s", end="")
+        where = f"loopline {' '.join(self.args)} → exit {self.proc.returncode}\n{output[-6000:]}"
+        assert self.proc.returncode == 0, where
+        assert "Traceback" not in output, where
+        return stdout
 
 
 def clean_env(user_home: Path, prefect_api: str, **extra: str) -> dict[str, str]:
@@ -120,8 +142,8 @@ def project(
     mlflow_server: MlflowServer,
     prefect_server: str,
 ) -> Project:
-    """v1 trained and in production on the MLflow server, a feedback batch with a new intent accepted in
-    a Postgres database of its own."""
+    """A project folder (its loopline.toml, training data, a feedback batch with a new intent) whose
+    stores are the MLflow server and a Postgres database of its own; nothing run yet."""
     suffix = uuid.uuid4().hex[:8]
     folder = tmp_path / "project"
     folder.mkdir()
@@ -137,10 +159,7 @@ def project(
     home = tmp_path / "home"
     stores = dict(zip(STORE_ENV, (str(home), mlflow_server.url, feedback_db_url), strict=True))
     env = clean_env(tmp_path / "user", prefect_server, **stores)
-    built = Project(folder, home, model_name, experiment_name, feedback_db_url, env)
-    built.run("train", "--data", "data.csv")
-    built.run("feedback", "import", "feedback.csv")
-    return built
+    return Project(folder, home, model_name, experiment_name, feedback_db_url, env)
 
 
 def start_worker(pool: str, env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -188,8 +207,6 @@ def tail(log: Path, chars: int = 8000) -> str:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -214,9 +231,19 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
 
     pool = f"loopline-process-{uuid.uuid4().hex[:8]}"
     client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-    # Crons that do not fire while the test runs: the only runs are the two made below.
-    deployed = project.run("schedule", "--work-pool", pool, "--monitor-cron", NEVER, "--fallback-cron", NEVER)
-    ids = deployed_ids(deployed.stdout)
+    # Deploying needs neither v1 nor feedback: it runs beside the training. Crons that do not fire
+    # while the test runs: the only runs are the two made below.
+    deploying = project.start(
+        "schedule", "--work-pool", pool, "--monitor-cron", NEVER, "--fallback-cron", NEVER
+    )
+    try:
+        project.run("train", "--data", "data.csv")  # v1, in production
+        project.run("feedback", "import", "feedback.csv")  # accepted, with a new intent: a retrain has work
+    except BaseException:
+        deploying.proc.kill()
+        deploying.proc.communicate()
+        raise
+    ids = deployed_ids(deploying.ok())
     overrides = client.read_deployment(ids["retrain/retrain"]).parameters["overrides"]
     assert overrides["mft_path"] == str((project.folder / "mft.csv").resolve())  # the run starts elsewhere
     assert overrides["model_name"] == project.model_name and "home" not in overrides
@@ -261,6 +288,7 @@ def test_a_process_worker_runs_the_retrain_deployment_on_the_real_stores(
     assert retrain_run.data.tags["prefect.flow_run_id"] == str(retrain.id)
     assert retrain_run.data.tags["loopline.trigger"] == "servers test"
     assert v2.run_id == retrain_run.info.run_id
+    assert mlflow.search_runs([experiment.experiment_id], "tags.`loopline.flow` = 'monitor'") == []  # refused
 
     # The feedback store (Postgres): every accepted row used by v2, and the round's decision.
     engine = create_engine(project.feedback_db_url)
