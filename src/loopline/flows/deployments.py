@@ -6,6 +6,7 @@ machine, or a Kubernetes worker that starts each run as a Job)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from loopline.flows.retrain_flow import retrain_flow
 # Where the stores are: on a work pool that is the worker's environment (LOOPLINE_HOME,
 # LOOPLINE_TRACKING_URI, LOOPLINE_FEEDBACK_DB_URL from its job template), not the deploying machine's.
 STORE_SETTINGS = ("home", "tracking_uri", "artifact_location", "feedback_db_url")
+PATH_SETTINGS = ("mft_path", "base_model")
 CREATE_POOL_HINT = (
     "Create it first, then start a worker for it: `prefect work-pool create {name} --type process` "
     "(runs on the machine of `prefect worker start --pool {name}`), or `prefect work-pool create {name} "
@@ -90,9 +92,19 @@ class Deployed:
     cron: str | None
 
 
-def pool_overrides(overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """The settings a pool's runs get as parameters: all but the store locations (and never a secret)."""
-    return {key: value for key, value in (overrides or {}).items() if key not in STORE_SETTINGS}
+def pool_overrides(overrides: dict[str, Any] | None, folder: Path | None = None) -> dict[str, Any]:
+    """The settings a pool's runs get as parameters: all but the store locations (and never a secret).
+
+    A relative file setting (``mft_path``, a local ``base_model``) names a file of the deploying folder
+    (``folder``, default the current one); a pool's run starts elsewhere (a process worker: in a temporary
+    folder), so it travels as an absolute path. A ``base_model`` that is no local path (a model id) stays."""
+    kept = {key: value for key, value in (overrides or {}).items() if key not in STORE_SETTINGS}
+    here = folder or Path.cwd()
+    for key in PATH_SETTINGS:
+        value = kept.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (here / value).exists():
+            kept[key] = str((here / value).resolve())
+    return kept
 
 
 def deploy_to_work_pool(
