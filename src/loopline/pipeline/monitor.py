@@ -61,13 +61,14 @@ def monitor_window(
     require_task(settings, champion)
     last_check = store.last_decision("monitor")
     window = _window(store, last_check.created_at if last_check else None, champion.version)
-    report, pages = _check_window(settings, champion, window) if not window.empty else (None, None)
+    checked = _check_window(settings, champion, window) if not window.empty else None
+    report = checked[0] if checked else None
     labelled = len(store.accepted_unused_feedback())
     decision = decide_retrain(
         report, labelled, store.last_retrain_at(), now, settings.monitor, scheduled=scheduled
     )
     # Built once the decision is made: each page opens with it and the signals it was made from.
-    reports = _evidently_html(settings, pages, report, decision, run_id) if pages is not None else []
+    reports = _evidently_html(settings, *checked, decision, run_id) if checked else []
     drift = report.to_dict() if report else {"window_size": 0, "too_small": True}
     decision_id = store.record_decision(
         "monitor",
@@ -233,8 +234,8 @@ def _champion_accuracy(champion: Champion) -> float | None:
 
 def _evidently_html(
     settings: Settings,
-    pages: _ReportInputs,
     report: DriftReport,
+    pages: _ReportInputs,
     decision: TriggerDecision,
     run_id: str | None,
 ) -> list[Path]:
