@@ -146,8 +146,9 @@ def _wait(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
     try:
         return WebDriverWait(driver, PAGE_TIMEOUT_S).until(condition)
     except TimeoutException:
-        shown = page_text(driver)[:3000]
-        pytest.fail(f"{what} not rendered in {PAGE_TIMEOUT_S} s at {driver.current_url}; page:\n{shown}")
+        pass  # fail below, without selenium's empty traceback chained to the page's text
+    shown = page_text(driver)[:3000]
+    pytest.fail(f"{what} not rendered in {PAGE_TIMEOUT_S} s at {driver.current_url}; page:\n{shown}")
 
 
 def wait_for(driver: Any, xpath: str, what: str) -> Any:
