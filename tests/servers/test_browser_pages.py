@@ -29,10 +29,20 @@ from tests.cli.conftest import Cli, tiny_toml
 if TYPE_CHECKING:  # conftest is not importable as a package module at run time
     from conftest import MlflowServer
 
-pytestmark = [pytest.mark.servers, pytest.mark.browser]
-
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
+_FOUND = {"chromium": CHROMIUM, "chromedriver": CHROMEDRIVER}
+NO_BROWSER = ", ".join(name for name, path in _FOUND.items() if path is None)
+
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        bool(NO_BROWSER),
+        reason=f"{NO_BROWSER} not on PATH; install with `apt-get install -y chromium chromium-driver`",
+    ),
+]
+
 PAGE_TIMEOUT_S = 90  # a React app booting on 2 busy cores
 # The three commands in one process (the CLI's own entry point, three times): one import of torch,
 # transformers, Prefect and MLflow instead of three, which is most of a tiny command's time on 2 cores.
@@ -66,8 +76,6 @@ def store(
 ) -> Store:
     """v1 trained, a drifted feedback window imported and judged: the monitor keeps v1 (too few labels
     for the lenient test settings), and its Evidently pages open with that decision."""
-    if CHROMIUM is None or CHROMEDRIVER is None:  # before minutes of training that nothing would look at
-        pytest.skip(_missing_browser())
     work = tmp_path_factory.mktemp("browser-store")
     demo = write_demo_files(work / "demo", seed=5)
     pd.read_csv(demo["train"]).sample(n=400, random_state=0).to_csv(work / "data.csv", index=False)
@@ -103,17 +111,11 @@ def store(
     )
 
 
-def _missing_browser() -> str:
-    missing = [name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if not path]
-    return f"{' and '.join(missing)} not on PATH; install with `apt-get install -y chromium chromium-driver`"
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Headless Chromium driven by the system chromedriver (explicit paths: Selenium Manager never
     looks anything up online)."""
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip(_missing_browser())
+    assert CHROMIUM is not None and CHROMEDRIVER is not None  # else the module is skipped
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
