@@ -65,11 +65,14 @@ def test_train_flow_registers_and_promotes_with_lineage(
     assert len(client.get_metric_history(run.info.run_id, "epoch.val_macro_f1")) == 1
     assert run.inputs.dataset_inputs[0].dataset.name == summary["dataset_version"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"contract", "evaluation", "gate", "training"} <= artifacts
+    assert {"contract", "evaluation", "gate", "training", "data_docs"} <= artifacts
     nested = {
-        a.path for d in ("evaluation", "training", "gate") for a in client.list_artifacts(run.info.run_id, d)
+        a.path
+        for d in ("evaluation", "training", "gate", "data_docs")
+        for a in client.list_artifacts(run.info.run_id, d)
     }
     assert {"training/results.json", "gate/gate_report.json", "evaluation/confusion_test.png"} <= nested
+    assert {"data_docs/index.html", "data_docs/validations"} <= nested  # the contract's GX Data Docs
     results = json.loads(
         Path(
             mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="training/results.json")

@@ -140,7 +140,12 @@ def save_data_docs(stage_runs: list[StageRun], docs_dir: Path, run_name: str, ba
         key = ValidationResultIdentifier(suite_id, run_id, batch_name)
         context.validation_results_store.set(key, stage_run.gx_result)
         keys.append(key)
-    context.build_data_docs(site_names=[site], resource_identifiers=keys)
+    try:
+        context.build_data_docs(site_names=[site], resource_identifiers=keys)
+    finally:
+        # The context lives as long as the process (a worker): keep no full results of past runs in memory.
+        for key in keys:
+            context.validation_results_store.remove_key(key)
     return docs_dir / "index.html"
 
 

@@ -267,6 +267,15 @@ def _run_contract(
     return result
 
 
+def _data_docs(stage_runs: list[StageRun], docs_dir: Path, stem: str, source: str) -> Path | None:
+    """GX Data Docs of the run, for people: a failure to render them is logged, never fatal."""
+    try:
+        return save_data_docs(stage_runs, docs_dir, stem, Path(source).name)
+    except Exception as err:
+        logger.warning("GX Data Docs could not be built in %s: %s", docs_dir, err)
+        return None
+
+
 def _unchanged(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
@@ -401,7 +410,7 @@ def _assemble(
     stem = output_stem(source, content_hash(df))
     quarantine_path = quarantine_dir / f"{stem}.csv" if quarantined_ids else None
     report_path = report_path or quarantine_dir / f"{stem}.report.json"
-    docs_path = save_data_docs(state.stage_runs, docs_dir, stem, Path(source).name) if docs_dir else None
+    docs_path = _data_docs(state.stage_runs, docs_dir, stem, source) if docs_dir else None
     result = ContractResult(
         suite=suite.name,
         source=source,

@@ -14,6 +14,7 @@ new, Evidently's embedding and text drift defaults miss most windows with a 10â€
 intents (0â€“25% detected, MEASURED.md), and its chi-square label drift alarms on same-distribution
 windows with 77 classes (p = 6e-6). loopline's detector looks at novelty directly and is
 calibrated on the reference at the window's size (see ``drift.py`` and benchmarks/RESULTS.md).
+So each page opens with loopline's decision and the signals it was made from (``verdict.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from loopline.monitoring.drift import (
     reference_vocabulary,
     text_lengths,
 )
+from loopline.monitoring.verdict import Verdict
 from loopline.telemetry import disable_telemetry
 
 logger = logging.getLogger(__name__)
@@ -145,12 +147,18 @@ def _definition_and_metrics(
 
 
 def build_evidently_report(
-    reference_df: pd.DataFrame, current_df: pd.DataFrame, *, text_drift: bool = False
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    *,
+    text_drift: bool = False,
+    verdict: Verdict | None = None,
 ) -> Any:
     """Run Evidently's drift report on two frames from ``make_report_frames``; returns the snapshot.
 
     ``text_drift`` adds Evidently's domain-classifier drift on the raw ``text`` column (a few
-    seconds per window on 2 cores). Telemetry is switched off first (DO_NOT_TRACK=1).
+    seconds per window on 2 cores). ``verdict``: loopline's decision, shown first on the page (the
+    decision, its reason, each signal with value and threshold). Telemetry is switched off first
+    (DO_NOT_TRACK=1).
     """
     disable_telemetry()
     from evidently import Dataset, Report
@@ -163,6 +171,10 @@ def build_evidently_report(
                 hint="Build the frames with make_report_frames or make_scores_frames.",
             )
     definition, metrics = _definition_and_metrics(reference_df, current_df, text_drift)
+    if verdict is not None:
+        from loopline.monitoring.evidently_verdict import decision_metric
+
+        metrics.insert(0, decision_metric(verdict))
     report = Report(metrics, include_tests=True)
     snapshot = report.run(
         Dataset.from_pandas(current_df, data_definition=definition),

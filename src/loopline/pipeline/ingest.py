@@ -20,6 +20,8 @@ from loopline.tracking import active_run, log_file, log_json, mlflow_client
 
 logger = logging.getLogger(__name__)
 
+DATA_DOCS = "data_docs"  # run folder and artifact folder of the contract's GX Data Docs
+
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -52,8 +54,12 @@ def ingest_training_data(
         len(task.classes(frame["label"].dropna())),
         data_path,
     )
+    # GX Data Docs of the contract run, for the MLflow run's artifacts (only when there is a run).
+    docs_dir = settings.runs_dir / run_id / DATA_DOCS if run_id else None
     try:
-        result = task.validate_training(frame, settings.contract, str(data_path), settings.quarantine_dir)
+        result = task.validate_training(
+            frame, settings.contract, str(data_path), settings.quarantine_dir, docs_dir=docs_dir
+        )
     except ContractViolation as err:
         if run_id and isinstance(err.result, ContractResult):
             log_contract_result(run_id, err.result)
@@ -88,6 +94,18 @@ def log_contract_result(run_id: str, result: ContractResult, prefix: str = CONTR
     for path in (result.quarantine_path, result.report_path):
         if path is not None and Path(path).exists():
             log_file(run_id, Path(path), prefix)
+    if result.docs_path is not None:
+        log_data_docs(run_id, Path(result.docs_path).parent)
+
+
+def log_data_docs(run_id: str, docs_dir: Path) -> None:
+    """The GX Data Docs site (``data_docs/index.html`` and its pages) on the run; never fatal."""
+    try:
+        for animation in docs_dir.glob("static/images/*.gif"):  # GX's tutorial animations: 3.3 of 4.2 MB
+            animation.unlink()
+        mlflow_client().log_artifacts(run_id, str(docs_dir), DATA_DOCS)
+    except Exception as err:  # pages for people must not fail a training
+        logger.warning("GX Data Docs in %s could not be logged to run %s: %s", docs_dir, run_id, err)
 
 
 def log_dataset_input(run_id: str, snapshot: DatasetVersion, frame: pd.DataFrame, context: str) -> None:

@@ -25,6 +25,7 @@ from loopline.monitoring.drift import (
 )
 from loopline.monitoring.embeddings import embed_texts
 from loopline.monitoring.policy import TriggerDecision, decide_retrain
+from loopline.monitoring.verdict import build_verdict
 from loopline.pipeline.champion import Champion, require_champion, require_task
 from loopline.pipeline.reference import load_reference
 from loopline.tasks import get_task, task_of_model
@@ -60,11 +61,14 @@ def monitor_window(
     require_task(settings, champion)
     last_check = store.last_decision("monitor")
     window = _window(store, last_check.created_at if last_check else None, champion.version)
-    report, reports = _check_window(settings, champion, window, run_id) if not window.empty else (None, [])
+    checked = _check_window(settings, champion, window) if not window.empty else None
+    report = checked[0] if checked else None
     labelled = len(store.accepted_unused_feedback())
     decision = decide_retrain(
         report, labelled, store.last_retrain_at(), now, settings.monitor, scheduled=scheduled
     )
+    # Built once the decision is made: each page opens with it and the signals it was made from.
+    reports = _evidently_html(settings, *checked, decision, run_id) if checked else []
     drift = report.to_dict() if report else {"window_size": 0, "too_small": True}
     decision_id = store.record_decision(
         "monitor",
@@ -144,9 +148,18 @@ def _current_inputs(settings: Settings, champion: Champion, window: pd.DataFrame
     )
 
 
+@dataclass(frozen=True)
+class _ReportInputs:
+    """What the Evidently pages compare: the reference, the window and the held-out scores."""
+
+    reference: DriftInputs
+    current: DriftInputs
+    held_out: ReferenceScores
+
+
 def _check_window(
-    settings: Settings, champion: Champion, window: pd.DataFrame, run_id: str | None
-) -> tuple[DriftReport, list[Path]]:
+    settings: Settings, champion: Champion, window: pd.DataFrame
+) -> tuple[DriftReport, _ReportInputs]:
     loaded = load_reference(settings, champion)
     # No reference predictions here: they come from held-out texts, other rows than these.
     reference = DriftInputs(loaded.texts, loaded.embeddings, loaded.labels)
@@ -168,7 +181,7 @@ def _check_window(
     held_out = loaded.held_out
     if task_of_model(champion.model_dir).name == "token":  # Evidently: a category per sentence, not per tags
         reference, current, held_out = _as_strata(reference), _as_strata(current), _as_strata(held_out)
-    return report, _evidently_html(settings, reference, current, held_out, run_id)
+    return report, _ReportInputs(reference, current, held_out)
 
 
 def watched_share(label: str, current: DriftInputs, held_out: ReferenceScores) -> dict[str, Any]:
@@ -222,13 +235,13 @@ def _champion_accuracy(champion: Champion) -> float | None:
 
 def _evidently_html(
     settings: Settings,
-    reference: DriftInputs,
-    current: DriftInputs,
-    held_out: ReferenceScores,
+    report: DriftReport,
+    pages: _ReportInputs,
+    decision: TriggerDecision,
     run_id: str | None,
 ) -> list[Path]:
-    """Evidently's reports for people (loopline's checks decide): texts and embeddings against the
-    training reference; predicted labels and confidences against the held-out scores."""
+    """Evidently's reports for people, each opening with loopline's decision (what decides): texts and
+    embeddings against the training reference; predicted labels and confidences against held-out scores."""
     from loopline.monitoring.report import (
         build_evidently_report,
         make_report_frames,
@@ -238,13 +251,14 @@ def _evidently_html(
 
     stem = f"drift-{run_id or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
     reports = {
-        stem: lambda: make_report_frames(reference, current),
-        f"{stem}-scores": lambda: make_scores_frames(held_out, current),
+        stem: lambda: make_report_frames(pages.reference, pages.current),
+        f"{stem}-scores": lambda: make_scores_frames(pages.held_out, pages.current),
     }
     paths = []
     for name, frames in reports.items():
         try:
-            snapshot = build_evidently_report(*frames())
+            verdict = build_verdict(report, decision, settings.monitor)
+            snapshot = build_evidently_report(*frames(), verdict=verdict)
             paths.append(save_report_html(snapshot, settings.home / "reports" / f"{name}.html"))
         except Exception as err:  # a report for people must never fail the monitor
             logger.warning("Evidently report %s could not be built: %s", name, err)

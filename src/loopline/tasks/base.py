@@ -138,9 +138,16 @@ class Task(Protocol):
         ...
 
     def validate_training(
-        self, df: pd.DataFrame, cfg: ContractConfig, source: str, quarantine_dir: Path
+        self,
+        df: pd.DataFrame,
+        cfg: ContractConfig,
+        source: str,
+        quarantine_dir: Path,
+        *,
+        docs_dir: Path | None = None,
     ) -> ContractResult:
-        """Hold training rows to the task's training-data contract (bad rows quarantined with reasons)."""
+        """Hold training rows to the task's training-data contract (bad rows quarantined with reasons);
+        GX Data Docs of the run go to ``docs_dir`` when given (never fatal)."""
         ...
 
     def validate_feedback(

@@ -90,11 +90,17 @@ class SequenceTask:
         return load_labelled_text(path, text_column, label_column, encoding, label_map=label_map)
 
     def validate_training(
-        self, df: pd.DataFrame, cfg: ContractConfig, source: str, quarantine_dir: Path
+        self,
+        df: pd.DataFrame,
+        cfg: ContractConfig,
+        source: str,
+        quarantine_dir: Path,
+        *,
+        docs_dir: Path | None = None,
     ) -> ContractResult:
         from loopline.contracts.validate import validate_training_data  # Great Expectations: slow to import
 
-        return validate_training_data(df, cfg, source=source, quarantine_dir=quarantine_dir)
+        return validate_training_data(df, cfg, source, quarantine_dir, docs_dir=docs_dir)
 
     def validate_feedback(
         self,

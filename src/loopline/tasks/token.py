@@ -139,11 +139,17 @@ class TokenTask:
         return frame
 
     def validate_training(
-        self, df: pd.DataFrame, cfg: ContractConfig, source: str, quarantine_dir: Path
+        self,
+        df: pd.DataFrame,
+        cfg: ContractConfig,
+        source: str,
+        quarantine_dir: Path,
+        *,
+        docs_dir: Path | None = None,
     ) -> ContractResult:
         from loopline.contracts.validate import validate_token_data  # Great Expectations: slow to import
 
-        return validate_token_data(df, cfg, source, quarantine_dir)
+        return validate_token_data(df, cfg, source, quarantine_dir, docs_dir=docs_dir)
 
     def validate_feedback(
         self,

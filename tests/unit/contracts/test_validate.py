@@ -11,6 +11,7 @@ import pytest
 
 from loopline.config import ContractConfig
 from loopline.contracts import ContractResult, validate_training_data
+from loopline.contracts.gx_runner import gx_context
 from loopline.errors import ContractViolation
 
 from .conftest import assert_nothing_lost, clean_frame, read_quarantine, with_rows
@@ -246,3 +247,21 @@ def test_data_docs_are_rendered_when_asked(cfg: ContractConfig, qdir: Path, tmp_
     assert result.docs_path == tmp_path / "docs" / "index.html"
     assert result.docs_path.is_file()
     assert list((tmp_path / "docs" / "validations").rglob("*.html"))
+
+
+def test_data_docs_list_only_their_own_run_and_a_failed_build_is_not_fatal(
+    cfg: ContractConfig, qdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = validate_training_data(clean_frame(), cfg, "first.csv", qdir, docs_dir=tmp_path / "one")
+    second = validate_training_data(clean_frame(), cfg, "second.csv", qdir, docs_dir=tmp_path / "two")
+    assert first.docs_path is not None and second.docs_path is not None
+    index = second.docs_path.read_text(encoding="utf-8")
+    assert "second.csv" in index and "first.csv" not in index
+    assert gx_context().validation_results_store.list_keys() == []  # a worker's context keeps no results
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the docs folder should be")
+    with caplog.at_level("WARNING", logger="loopline.contracts.validate"):
+        result = validate_training_data(clean_frame(), cfg, SOURCE, qdir, docs_dir=blocked)
+    assert result.success and result.docs_path is None
+    assert "GX Data Docs could not be built" in caplog.text and str(blocked) in caplog.text

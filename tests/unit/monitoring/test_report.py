@@ -9,6 +9,7 @@ from tests.unit.monitoring.conftest import make_texts, sample_clusters
 
 from loopline.errors import DataError
 from loopline.monitoring.drift import DriftInputs, ReferenceScores
+from loopline.monitoring.evidently_verdict import escape_markdown
 from loopline.monitoring.report import (
     build_evidently_report,
     extract_evidently_numbers,
@@ -16,6 +17,7 @@ from loopline.monitoring.report import (
     make_scores_frames,
     save_report_html,
 )
+from loopline.monitoring.verdict import Signal, Verdict
 
 
 def _inputs(centres: np.ndarray, n: int, seed: int, labels: list[str]) -> DriftInputs:
@@ -94,3 +96,25 @@ def test_scores_report_compares_window_scores_with_held_out_scores(known_centres
 
     with pytest.raises(DataError, match="no predicted labels or confidences"):
         make_scores_frames(held_out, DriftInputs(window.texts, window.embeddings))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_report_opens_with_loopline_decision_and_its_signals(frames, tmp_path: Path) -> None:
+    reference_df, current_df = frames
+    verdict = Verdict(
+        retrain=True,
+        reason="Retrain: drift detected (novel share 20.0% (expected 5.0%, bound 9.1%) ALARM).",
+        signals=(Signal("Embedding novelty", "20.0%", "alarm above 9.1%", "ALARM", "decides"),),
+    )
+    snapshot = build_evidently_report(reference_df, current_df, verdict=verdict)
+    first = snapshot.dict()["metrics"][0]
+    assert first["config"]["type"].endswith("LooplineDecision") and first["value"] == 1.0
+    assert first["config"]["reason"] == verdict.reason
+    row = ["Embedding novelty", "20.0%", "alarm above 9.1%", "ALARM", "decides"]
+    assert first["config"]["signals"] == [row]
+    numbers = extract_evidently_numbers(snapshot)  # Evidently's own numbers are unchanged
+    assert numbers["embeddings"]["drift_detected"] and "label" in numbers["columns"]
+    html = save_report_html(snapshot, tmp_path / "drift.html").read_text(encoding="utf-8")
+    # The page's widgets are JSON in the HTML, rendered by Evidently's script (tests/servers: in Chromium).
+    assert "## loopline decision: RETRAIN" in html and "alarm above 9.1%" in html
+    assert escape_markdown("share 20.0% (bound 9.1%) a_b") == r"share 20.0% \(bound 9.1%\) a\_b"
