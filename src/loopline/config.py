@@ -581,6 +581,10 @@ def _source_of(
             values = values[key]
         return True
 
+    fields = _field_names(loc)
+    if fields:  # a whole section failed (a check across its fields): name where each set field came from
+        sources = [_source_of((*loc, field), toml_file, file_values, overrides) for field in fields]
+        return "; ".join(dict.fromkeys(source for source in sources if source != "defaults")) or "defaults"
     env_name = ENV_PREFIX + "__".join(part.upper() for part in loc)
     if has(overrides, loc):
         return f"command-line option for {'.'.join(loc)}"

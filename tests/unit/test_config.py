@@ -37,6 +37,19 @@ def test_invalid_values_are_refused_with_the_field_name(tmp_path: Path) -> None:
         load_settings(unknown_key=1)
 
 
+def test_a_check_across_a_section_names_where_each_of_its_values_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOOPLINE_TRAINING__NNODES", "2")  # needs rdzv_endpoint: a check on the section
+    with pytest.raises(ConfigError, match="rdzv_endpoint") as caught:
+        load_settings(training={"epochs": 1})
+    where = caught.value.where or ""
+    assert "environment variable LOOPLINE_TRAINING__NNODES" in where
+    assert "command-line option for training.epochs" in where
+    assert "command-line option for training;" not in where + ";"  # not the whole section blamed on a flag
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.toml"):
         load_settings(tmp_path / "nope.toml")
