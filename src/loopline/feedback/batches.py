@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from loopline.faults import crash_point
 from loopline.feedback.engine import FEEDBACK_TABLE, FeedbackStoreError, StoreCore, check_aware, check_choice
 from loopline.feedback.schema import (
     BATCH_STATUSES,
+    FEEDBACK_STATUSES,
     ID_LENGTH,
     FeedbackBatchRow,
     FeedbackRow,
@@ -314,12 +315,19 @@ class FeedbackBatches(StoreCore):
         """Accepted feedback rows not yet used to train a model (columns FEEDBACK_COLUMNS)."""
         return self._feedback_frame("accepted", None)
 
+    def count_accepted_unused(self) -> int:
+        """How many accepted feedback rows no model has trained on yet: a COUNT in the database, not the
+        rows (the monitor asks on every pass, and the rows pile up until the next retraining)."""
+        stmt = select(func.count()).select_from(FeedbackRow).where(FeedbackRow.status == "accepted")
+        with self._read() as session:
+            return int(session.scalar(stmt) or 0)
+
     def quarantined_feedback(self, batch_id: str | None = None) -> pd.DataFrame:
         """Quarantined feedback rows with their ``reason`` (FEEDBACK_COLUMNS + reason)."""
         return self._feedback_frame("quarantined", batch_id, extra=("reason",))
 
-    def feedback_since(self, since: datetime | None) -> pd.DataFrame:
-        """All feedback rows created at or after ``since`` (all when None), any status.
+    def feedback_since(self, since: datetime | None, statuses: Collection[str] | None = None) -> pd.DataFrame:
+        """All feedback rows created at or after ``since`` (all when None), of ``statuses`` (any when None).
 
         Columns: FEEDBACK_COLUMNS + status, reason, used_in_version, created_at.
         """
@@ -328,6 +336,10 @@ class FeedbackBatches(StoreCore):
         stmt = select(*(getattr(FeedbackRow, c) for c in columns)).order_by(FeedbackRow.id)
         if since is not None:
             stmt = stmt.where(FeedbackRow.created_at >= since)
+        if statuses is not None:  # filtered by the database: rows left out are never read
+            for status in statuses:
+                check_choice("feedback status", status, FEEDBACK_STATUSES)
+            stmt = stmt.where(FeedbackRow.status.in_(sorted(statuses)))
         return self._frame(stmt, columns)
 
     def _feedback_frame(self, status: str, batch_id: str | None, extra: tuple[str, ...] = ()) -> pd.DataFrame:

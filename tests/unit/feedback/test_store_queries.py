@@ -1,0 +1,71 @@
+"""Queries the monitor runs on every pass answer in the database, not by loading whole tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loopline.feedback import FeedbackStore
+from loopline.feedback.predictions import PredictionRecord
+from loopline.pipeline.monitor import _window
+
+
+def _reviewed(store: FeedbackStore, feedback_csv: Path) -> list[int]:
+    """Six rows: two accepted, one used, two quarantined, one pending."""
+    store.import_feedback_file(feedback_csv)
+    ids = store.pending_feedback()["id"].tolist()
+    store.mark_accepted(ids[:3])
+    store.mark_used(ids[2:3], version="1")
+    store.mark_quarantined({ids[3]: "empty text", ids[4]: "unknown label"})
+    return ids
+
+
+def test_count_accepted_unused_matches_the_rows(store: FeedbackStore, feedback_csv: Path) -> None:
+    assert store.count_accepted_unused() == 0
+    ids = _reviewed(store, feedback_csv)
+
+    assert store.count_accepted_unused() == 2 == len(store.accepted_unused_feedback())
+    store.mark_used(ids[:2], version="2")
+    assert store.count_accepted_unused() == 0
+
+
+def test_feedback_since_reads_only_the_statuses_asked_for(store: FeedbackStore, feedback_csv: Path) -> None:
+    ids = _reviewed(store, feedback_csv)
+
+    window = store.feedback_since(None, statuses=("accepted", "used"))
+    assert window["id"].tolist() == ids[:3]
+    assert set(window["status"]) == {"accepted", "used"}
+    assert len(store.feedback_since(None)) == 6  # no statuses: every row, as before
+    with pytest.raises(ValueError, match="Unknown feedback status 'done'"):
+        store.feedback_since(None, statuses=("done",))
+
+
+def test_monitor_window_of_feedback_leaves_out_pending_and_quarantined(
+    store: FeedbackStore, feedback_csv: Path
+) -> None:
+    ids = _reviewed(store, feedback_csv)
+
+    window = _window(store, None, "1")
+    assert window["id"].tolist() == ids[:3]
+    assert list(window.index) == [0, 1, 2]
+
+
+def _served(version: str, n: int) -> list[PredictionRecord]:
+    vector = np.ones(4, dtype=np.float32)
+    return [
+        PredictionRecord(f"{version} text {i}", "refund", 0.9, version, embedding=vector) for i in range(n)
+    ]
+
+
+def test_served_window_of_one_model_version(store: FeedbackStore) -> None:
+    store.log_predictions(_served("1", 3) + _served("2", 2))
+
+    assert len(store.served_window(None)) == 5
+    window = store.served_window(None, model_version="2")
+    assert window["text"].tolist() == ["2 text 0", "2 text 1"]
+    assert window["model_version"].unique().tolist() == ["2"]
+    monitored = _window(store, None, "2")  # the champion's predictions only, none of version 1
+    assert monitored["text"].tolist() == ["2 text 0", "2 text 1"]
+    assert _window(store, None, "3").empty  # no predictions of the champion, no feedback reviewed
