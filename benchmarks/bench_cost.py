@@ -25,7 +25,7 @@ its growth during the stage (peak minus the RSS just before the stage started). 
 against the smallest size: ~1.0 is linear, growing ratios are superlinear.
 
     nice -n 10 python benchmarks/bench_cost.py                 # 10k, 100k, 1M rows
-    python benchmarks/bench_cost.py --smoke                    # 300 / 600 rows, seconds; writes nothing
+    python benchmarks/bench_cost.py --smoke                    # 200 / 400 rows, seconds; writes nothing
 
 Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without --results).
 """
@@ -33,6 +33,7 @@ Appends a section to benchmarks/RESULTS.md unless --no-write (or --smoke without
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -59,13 +60,12 @@ from common import (
     packaged_model_path,
     prepare_environment,
     publish_section,
-    tiny_model,
     utc_now,
 )
 
 STAGES = ("contract", "feedback", "snapshot", "monitor")
 DEFAULT_ROWS = (10_000, 100_000, 1_000_000)
-SMOKE_ROWS = (300, 600)
+SMOKE_ROWS = (200, 400)
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2's sentence embedding
 DUPLICATE_SHARE, CONFLICT_SHARE, EMPTY_SHARE = 0.01, 0.002, 0.003
 
@@ -158,13 +158,15 @@ def _settings(home: Path) -> Any:
     return Settings(home=home)
 
 
-def warm_up_contracts(home: Path) -> None:
+@functools.cache
+def warm_up_contracts() -> None:
     """Import Great Expectations and build its context on 100 rows, outside the timing (a one-off of
-    seconds per process that would otherwise swamp the per-row cost of the small sizes)."""
+    seconds per process that would otherwise swamp the per-row cost of the small sizes); once a process."""
     from loopline.config import ContractConfig
     from loopline.contracts import validate_training_data
 
-    validate_training_data(generate_rows(100, seed=2), ContractConfig(), "warm-up", home / "warm-up")
+    with tempfile.TemporaryDirectory(prefix="bench-cost-warm-up-") as folder:
+        validate_training_data(generate_rows(100, seed=2), ContractConfig(), "warm-up", Path(folder))
 
 
 def work_contract(spec: dict[str, Any]) -> list[Timing]:
@@ -173,7 +175,7 @@ def work_contract(spec: dict[str, Any]) -> list[Timing]:
 
     frame = pd.read_parquet(spec["parquet"])
     quarantine = Path(spec["home"]) / "quarantine"
-    warm_up_contracts(Path(spec["home"]))
+    warm_up_contracts()
 
     def step() -> str:
         result = validate_training_data(frame, ContractConfig(), str(spec["parquet"]), quarantine)
@@ -189,7 +191,7 @@ def work_feedback(spec: dict[str, Any]) -> list[Timing]:
     settings = _settings(Path(spec["home"]))
     known = _known_labels()
     rows = int(spec["rows"])
-    warm_up_contracts(Path(spec["home"]))
+    warm_up_contracts()
     with FeedbackStore(f"sqlite:///{spec['db']}") as store:
 
         def load() -> str:
@@ -324,7 +326,7 @@ def run_size(n_rows: int, args: argparse.Namespace, root: Path) -> list[Timing]:
     return timings
 
 
-def embedding_cost(args: argparse.Namespace, root: Path) -> tuple[float, str] | None:
+def embedding_cost(args: argparse.Namespace) -> tuple[float, str] | None:
     """Seconds per text of the embedding step the monitor table leaves out, on a sample."""
     if args.embed_sample <= 0:
         return None
@@ -333,13 +335,12 @@ def embedding_cost(args: argparse.Namespace, root: Path) -> tuple[float, str] | 
     from loopline.monitoring.embeddings import embed_texts
 
     torch.set_num_threads(args.threads)
-    model = tiny_model(root / "tiny-model") if args.smoke else packaged_model_path()
+    model = packaged_model_path()
     texts = [str(t) for t in generate_rows(args.embed_sample + 8, args.seed + 1)["text"]]
     embed_texts(model, texts[:8])  # load the model outside the timing
     start = time.perf_counter()
     embed_texts(model, texts[8:])
-    name = "tiny random BERT (smoke)" if args.smoke else "packaged all-MiniLM-L6-v2"
-    return (time.perf_counter() - start) / args.embed_sample, name
+    return (time.perf_counter() - start) / args.embed_sample, "packaged all-MiniLM-L6-v2"
 
 
 # --------------------------------------------------------------------------- report
@@ -426,7 +427,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the embedding sample.")
     parser.add_argument("--nice", type=int, default=10, help="Niceness of the measuring processes.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true", help=f"Sizes {SMOKE_ROWS}, tiny model; seconds.")
+    parser.add_argument("--smoke", action="store_true", help=f"Sizes {SMOKE_ROWS}, in process, no encoder.")
     parser.add_argument(
         "--in-process",
         action="store_true",
@@ -443,7 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.in_process = True
         args.reference = min(args.reference, 200)
-        args.embed_sample = min(args.embed_sample, 16)
+        args.embed_sample = 0  # no encoder in a smoke run: its per-row cost is bench_drift's
     if min(args.rows) < 100:
         parser.error("--rows: at least 100 rows per size (the contract needs 5 rows per label)")
     return args
@@ -469,11 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         timings = run_all(args, args.keep)
-        embedding = embedding_cost(args, args.keep)
+        embedding = embedding_cost(args)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
             timings = run_all(args, Path(tmp))
-            embedding = embedding_cost(args, Path(tmp))
+            embedding = embedding_cost(args)
     section = format_section(args, timings, embedding, f"{load_before} → {load_average()}")
     publish_section(section, args.results, args.smoke, args.no_write)
     return 0
