@@ -247,13 +247,13 @@ class FeedbackBatches(StoreCore):
         quarantined) is not stored again; the result counts those rows.
         """
         batch_id = batch_id_for(content_hash)
-        rows = _feedback_values(df, batch_id, source)
+        rows = _FeedbackValues.of(df, batch_id, source)
         try:
             with self._write() as session:
                 if session.get(FeedbackBatchRow, batch_id) is not None:
                     return ImportResult(batch_id, rows_added=0, already_imported=True)
-                known = _stored_row_keys(session, {row["row_key"] for row in rows if row["row_key"]})
-                fresh = [row for row in rows if row["row_key"] is None or row["row_key"] not in known]
+                known = _stored_row_keys(session, {key for key in rows.keys if key})
+                fresh = [i for i, key in enumerate(rows.keys) if key is None or key not in known]
                 summary = {"duplicate_rows": len(rows) - len(fresh)} if len(fresh) < len(rows) else None
                 batch = FeedbackBatchRow(
                     id=batch_id,
@@ -266,7 +266,8 @@ class FeedbackBatches(StoreCore):
                 session.flush()
                 for start in range(0, len(fresh), IMPORT_CHUNK_ROWS):
                     # Core insert: one executemany per chunk (the ORM would regroup rows by nulls).
-                    session.execute(insert(FEEDBACK_TABLE), fresh[start : start + IMPORT_CHUNK_ROWS])
+                    chunk = rows.values(fresh[start : start + IMPORT_CHUNK_ROWS])
+                    session.execute(insert(FEEDBACK_TABLE), chunk)
                 crash_point("feedback.import")
         except IntegrityError:
             # Another process imported the same content between our check and our insert.
@@ -408,28 +409,45 @@ def _as_optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _feedback_values(df: pd.DataFrame, batch_id: str, source: str) -> list[dict[str, Any]]:
-    """Rows of ``df`` as insert values for the feedback table."""
-    _check_feedback_frame(df, source)
-    source_rows = df["source_row"].astype(int).tolist() if "source_row" in df else range(1, len(df) + 1)
-    now = utc_now()
-    optional = [c for c in OPTIONAL_FEEDBACK_COLUMNS if c in df.columns]
-    records = df[["text", "label", *optional]].to_dict("records")
-    keys = ("text", "label", *OPTIONAL_FEEDBACK_COLUMNS)
-    values: list[dict[str, Any]] = []
-    for record, row in zip(records, source_rows, strict=True):
-        strings = {key: _as_optional_str(record.get(key)) for key in keys}
-        values.append(
+@dataclass(frozen=True)
+class _FeedbackValues:
+    """Insert values of a feedback frame, built one chunk of rows at a time: as one dict per row a
+    million-row file held ~1 GB of dicts at once; as columns they are lists of the frame's own strings."""
+
+    batch_id: str
+    columns: dict[str, list[str | None]]  # text, label and the optional columns, one value per row
+    source_rows: list[int]
+    keys: list[str | None]  # row_key of each row
+    created_at: datetime
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, batch_id: str, source: str) -> _FeedbackValues:
+        _check_feedback_frame(df, source)
+        source_rows = df["source_row"].astype(int).tolist() if "source_row" in df else range(1, len(df) + 1)
+        absent: list[str | None] = [None] * len(df)
+        columns = {
+            key: [_as_optional_str(v) for v in df[key]] if key in df.columns else absent
+            for key in ("text", "label", *OPTIONAL_FEEDBACK_COLUMNS)
+        }
+        keys = [row_key(*row) for row in zip(columns["text"], columns["label"], columns["user"], strict=True)]
+        return cls(batch_id, columns, [int(row) for row in source_rows], keys, utc_now())
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def values(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """Insert values of the rows at ``positions``."""
+        return [
             {
-                **strings,
-                "batch_id": batch_id,
-                "source_row": int(row),
+                **{name: column[i] for name, column in self.columns.items()},
+                "batch_id": self.batch_id,
+                "source_row": self.source_rows[i],
                 "status": "pending",
-                "created_at": now,
-                "row_key": row_key(strings["text"], strings["label"], strings["user"]),
+                "created_at": self.created_at,
+                "row_key": self.keys[i],
             }
-        )
-    return values
+            for i in positions
+        ]
 
 
 def _check_feedback_frame(df: pd.DataFrame, source: str) -> None:

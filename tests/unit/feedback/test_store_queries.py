@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from loopline.feedback import FeedbackStore
+from loopline.feedback import batches as batches_module
 from loopline.feedback.predictions import PredictionRecord
 from loopline.pipeline.monitor import _window
 
@@ -69,3 +71,35 @@ def test_served_window_of_one_model_version(store: FeedbackStore) -> None:
     monitored = _window(store, None, "2")  # the champion's predictions only, none of version 1
     assert monitored["text"].tolist() == ["2 text 0", "2 text 1"]
     assert _window(store, None, "3").empty  # no predictions of the champion, no feedback reviewed
+
+
+def test_import_builds_insert_values_one_chunk_at_a_time(
+    store: FeedbackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batches_module, "IMPORT_CHUNK_ROWS", 3)
+    built: list[int] = []
+    values = batches_module._FeedbackValues.values
+
+    def counted(self: batches_module._FeedbackValues, rows: list[int]) -> list[dict[str, object]]:
+        built.append(len(rows))
+        return values(self, rows)
+
+    monkeypatch.setattr(batches_module._FeedbackValues, "values", counted)
+    store.import_feedback(pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]}), "first", "a" * 64)
+    frame = pd.DataFrame(
+        {
+            "text": ["b", "c", None, "d", "e", "f", "g", "h"],
+            "label": ["y", "x", "x", 3, "x", "x", "x", "x"],  # a non-string label is stored as a string
+            "source_row": [10, 11, 12, 13, 14, 15, 16, 17],
+        }
+    )
+    built.clear()
+    result = store.import_feedback(frame, "second", "b" * 64)
+
+    assert built == [3, 3, 1]  # never all rows as dicts at once
+    assert (result.rows_added, result.duplicate_rows) == (7, 1)  # "b"/"y" is stored already
+    stored = store.pending_feedback(result.batch_id)
+    assert stored["source_row"].tolist() == [11, 12, 13, 14, 15, 16, 17]
+    assert stored["text"].tolist() == ["c", None, "d", "e", "f", "g", "h"]
+    assert stored["label"].tolist()[2] == "3"
+    assert stored["user"].isna().all() and stored["prediction_id"].isna().all()
