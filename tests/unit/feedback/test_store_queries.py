@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from loopline.feedback import FeedbackStore
 from loopline.feedback import batches as batches_module
 from loopline.feedback.predictions import PredictionRecord
+from loopline.feedback.schema import FeedbackRow
 from loopline.pipeline.monitor import _window
 
 
@@ -103,3 +105,16 @@ def test_import_builds_insert_values_one_chunk_at_a_time(
     assert stored["text"].tolist() == ["c", None, "d", "e", "f", "g", "h"]
     assert stored["label"].tolist()[2] == "3"
     assert stored["user"].isna().all() and stored["prediction_id"].isna().all()
+
+
+def test_frames_are_read_by_column_name_in_the_order_asked(store: FeedbackStore, feedback_csv: Path) -> None:
+    store.import_feedback_file(feedback_csv)
+    stmt = select(FeedbackRow.label, FeedbackRow.id, FeedbackRow.text).order_by(FeedbackRow.id)
+
+    frame = store._frame(stmt, ["id", "text", "label"])  # another order than the SELECT's
+    assert list(frame.columns) == ["id", "text", "label"]
+    assert frame["text"].tolist()[:2] == ["msg 0", "msg 1"]
+    assert frame["label"].tolist()[:2] == ["refund", "billing"]
+    assert frame["id"].is_monotonic_increasing
+    empty = store._frame(stmt.where(FeedbackRow.id < 0), ["id", "text", "label"])
+    assert empty.empty and list(empty.columns) == ["id", "text", "label"]
