@@ -47,14 +47,15 @@ def test_cost_smoke_measures_every_stage_at_both_sizes(tmp_path: Path) -> None:
     rows = _rows(done.stdout)
     for stage in (*STAGES, "monitor drift check"):
         small, large = rows[(stage, "200")], rows[(stage, "400")]
-        assert small[5] == "1.00", small  # the per-row ratio is against the smallest size
-        assert float(large[5]) > 0 and float(large[2]) > 0 and float(large[6].replace(",", "")) > 0, large
+        assert small[6] == "1.00", small  # the per-row CPU ratio is against the smallest size
+        assert float(large[2]) > 0 and float(large[3]) > 0 and float(large[6]) > 0, large  # wall, CPU, ratio
+        assert float(large[7].replace(",", "")) > 0, large  # peak RSS
     # The stages really ran on the same rows: the contracts accept the same rows, the monitor reads them.
-    accepted = rows[("contract", "400")][8].split()[0]
-    assert rows[("feedback review", "400")][8].startswith(f"{accepted} accepted")
-    assert rows[("monitor window read", "400")][8] == f"window {accepted}, labelled {accepted}"
-    assert rows[("feedback import", "400")][8] == "400 added, 0 already stored"
-    assert rows[("snapshot", "400")][8].startswith("ds-")
+    accepted = rows[("contract", "400")][9].split()[0]
+    assert rows[("feedback review", "400")][9].startswith(f"{accepted} accepted")
+    assert rows[("monitor window read", "400")][9] == f"window {accepted}, labelled {accepted}"
+    assert rows[("feedback import", "400")][9] == "400 added, 0 already stored"
+    assert rows[("snapshot", "400")][9].startswith("ds-")
     assert "## bench_cost" in results.read_text()
 
 
