@@ -131,9 +131,9 @@ def write_inputs(n_rows: int, folder: Path, seed: int) -> dict[str, Path]:
 
 
 def _rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
+    """Current RSS (Linux: /proc, as ru_maxrss below is Linux's KiB; no psutil dependency)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _peak_rss_mb() -> float:
