@@ -61,13 +61,24 @@ def add_duplicate_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def _duplicate_columns(frame: pd.DataFrame, key: pd.Series, label: pd.Series, separator: str) -> pd.DataFrame:
     """Duplicate/conflict columns of rows grouped by ``key`` (the compared text) and ``label``."""
     out = frame.copy()
-    by_text = label.groupby(key)
-    out["has_conflicting_label"] = by_text.transform("nunique").gt(1).astype(bool)
-    out["conflicting_labels"] = by_text.transform(lambda labels: separator.join(sorted(set(labels))))
+    conflicting = label.groupby(key).transform("nunique").gt(1).astype(bool)
+    out["has_conflicting_label"] = conflicting
+    out["conflicting_labels"] = _joined_labels(key, label, conflicting, separator)
     repeated = pd.Series(pd.MultiIndex.from_arrays([key, label]).duplicated(keep="first"), index=out.index)
     out["is_duplicate"] = (~out["has_conflicting_label"] & repeated).astype(bool)
     out["duplicate_of"] = out["source_row"].groupby([key, label]).transform("first")
     return out
+
+
+def _joined_labels(key: pd.Series, label: pd.Series, conflicting: pd.Series, separator: str) -> pd.Series:
+    """Per row, the distinct labels of its text, sorted and joined: the row's own label unless the text
+    conflicts. Joined in Python only for the conflicting texts (a few): one call per text of a mostly
+    unique batch cost ~0.5 ms each, 80% of the contract's time at 50k rows."""
+    joined = label.where(key.notna()).astype(object)
+    if conflicting.any():
+        groups = label[conflicting].groupby(key[conflicting])
+        joined[conflicting] = groups.transform(lambda labels: separator.join(sorted(set(labels))))
+    return joined
 
 
 def truncate_texts(rows: pd.DataFrame, max_chars: int) -> pd.DataFrame:

@@ -115,15 +115,18 @@ class PredictionLog(StoreCore):
         frame = self._frame(stmt, [*columns, "created_at"])
         return frame.drop_duplicates("prediction_id", keep="last").reset_index(drop=True)
 
-    def served_window(self, since: datetime | None) -> pd.DataFrame:
-        """Served predictions created at or after ``since``, oldest first, with what the monitor needs:
-        columns id, text, predicted_label, confidence, model_version, created_at, flagged, embedding
-        (float32 array or None) and label (the latest label users sent back for it, or None)."""
+    def served_window(self, since: datetime | None, model_version: str | None = None) -> pd.DataFrame:
+        """Served predictions created at or after ``since`` (of ``model_version`` only, if given), oldest
+        first, with what the monitor needs: columns id, text, predicted_label, confidence, model_version,
+        created_at, flagged, embedding (float32 array or None) and label (the latest label users sent
+        back for it, or None)."""
         check_aware(since)
         columns = [*PREDICTION_COLUMNS, "flagged", "embedding"]
         stmt = select(*(getattr(PredictionRow, c) for c in columns))
         if since is not None:
             stmt = stmt.where(PredictionRow.created_at >= since)
+        if model_version is not None:  # other versions' rows (and their embeddings) are never read
+            stmt = stmt.where(PredictionRow.model_version == model_version)
         frame = self._frame(stmt.order_by(PredictionRow.created_at, PredictionRow.id), columns)
         frame["embedding"] = [None if b is None else np.frombuffer(b, np.float32) for b in frame["embedding"]]
         labels = self.labelled_predictions(since).set_index("prediction_id")["label"]

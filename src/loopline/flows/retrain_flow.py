@@ -124,7 +124,7 @@ def retrain_flow(
     with FeedbackStore(settings.resolved_feedback_db_url) as store, retrain_lock(store, holder) as held:
         if not held:
             return _skip(store, reason, "skipped: another retrain holds the lock")
-        if store.accepted_unused_feedback().empty:
+        if store.count_accepted_unused() == 0:
             return _skip(store, reason, "skipped: no accepted, unused labelled feedback to retrain on")
         return _retrain_round(settings, store, reason)
 

@@ -63,7 +63,7 @@ def monitor_window(
     window = _window(store, last_check.created_at if last_check else None, champion.version)
     checked = _check_window(settings, champion, window) if not window.empty else None
     report = checked[0] if checked else None
-    labelled = len(store.accepted_unused_feedback())
+    labelled = store.count_accepted_unused()
     decision = decide_retrain(
         report, labelled, store.last_retrain_at(), now, settings.monitor, scheduled=scheduled
     )
@@ -105,12 +105,10 @@ def _window(store: FeedbackStore, since: datetime | None, champion_version: str)
     """What arrived since the last check: the champion's served predictions (with the labels sent back
     for them) when the service logged any, else accepted (or used) feedback; quarantined rows never count.
     A served window has the columns predicted_label, confidence and embedding."""
-    served = store.served_window(since)
-    served = served[served["model_version"] == champion_version].reset_index(drop=True)
+    served = store.served_window(since, model_version=champion_version)
     if not served.empty:
         return served
-    rows = store.feedback_since(since)
-    return rows[rows["status"].isin(["accepted", "used"])].reset_index(drop=True)
+    return store.feedback_since(since, statuses=("accepted", "used"))
 
 
 def _source(window: pd.DataFrame) -> str:

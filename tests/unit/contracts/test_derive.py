@@ -49,3 +49,15 @@ def test_user_share_prefers_user_and_falls_back_to_source() -> None:
     assert pd.isna(out["user_share"].iloc[3])
     assert out["flood_by"].tolist()[:2] == ["user 'u1'", "source 's'"]
     assert out["label_is_known"].all() and (out["batch_rows"] == 4).all()
+
+
+def test_conflicting_labels_join_the_distinct_labels_of_each_text() -> None:
+    rows = [("a", "x"), ("B", "y"), ("b", "z"), ("b ", "y"), ("c", "x"), ("A", "x"), ("d", "q"), ("D", "p")]
+    out = add_duplicate_columns(frame(rows))
+    # Conflicting texts list their labels sorted, once each; the others show their one label.
+    assert out["conflicting_labels"].tolist() == ["x", "y, z", "y, z", "y, z", "x", "x", "p, q", "p, q"]
+    assert out["has_conflicting_label"].tolist() == [False, True, True, True, False, False, True, True]
+    assert out["is_duplicate"].tolist() == [False, False, False, False, False, True, False, False]
+    none = add_duplicate_columns(frame([("e", "x"), ("f", "y")]))  # no conflict at all
+    assert none["conflicting_labels"].tolist() == ["x", "y"]
+    assert not none["has_conflicting_label"].any()

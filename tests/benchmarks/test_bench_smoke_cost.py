@@ -1,0 +1,65 @@
+"""Smoke run of the cost-as-work-grows benchmark (200 / 400 rows, in one process, seconds): every stage
+really runs, the table has a row per stage and size with per-row ratios against the smallest size, and a
+smoke run never appends to the real benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "benchmarks" / "bench_cost.py"
+REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
+STAGES = ("contract", "feedback import", "feedback review", "snapshot", "monitor window read")
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _rows(output: str) -> dict[tuple[str, str], list[str]]:
+    """Body rows of the cost table by (stage, rows)."""
+    table = [line for line in output.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
+    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table]
+    return {(row[0], row[1]): row for row in cells}
+
+
+def test_cost_smoke_measures_every_stage_at_both_sizes(tmp_path: Path) -> None:
+    before = _digest(REAL_RESULTS)
+    results = tmp_path / "RESULTS.md"
+    done = _run("--smoke", "--results", str(results))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _digest(REAL_RESULTS) == before, "a smoke run changed benchmarks/RESULTS.md"
+    rows = _rows(done.stdout)
+    for stage in (*STAGES, "monitor drift check"):
+        small, large = rows[(stage, "200")], rows[(stage, "400")]
+        assert small[6] == "1.00", small  # the per-row CPU ratio is against the smallest size
+        assert float(large[2]) > 0 and float(large[3]) > 0 and float(large[6]) > 0, large  # wall, CPU, ratio
+        assert float(large[7].replace(",", "")) > 0, large  # peak RSS
+    # The stages really ran on the same rows: the contracts accept the same rows, the monitor reads them.
+    accepted = rows[("contract", "400")][9].split()[0]
+    assert rows[("feedback review", "400")][9].startswith(f"{accepted} accepted")
+    assert rows[("monitor window read", "400")][9] == f"window {accepted}, labelled {accepted}"
+    assert rows[("feedback import", "400")][9] == "400 added, 0 already stored"
+    assert rows[("snapshot", "400")][9].startswith("ds-")
+    assert "## bench_cost" in results.read_text()
+
+
+def test_cost_refuses_sizes_too_small_for_the_contract() -> None:
+    done = _run("--rows", "50", "--no-write")
+    assert done.returncode == 2
+    assert "--rows: at least 100 rows per size" in done.stderr and "Traceback" not in done.stderr
