@@ -42,6 +42,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    import torch
+
+    torch.manual_seed(0)  # the same weights whichever test (or xdist worker) builds it first
     BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -17,7 +17,7 @@ from prefect.states import Scheduled
 from loopline.feedback.predictions import PredictionRecord
 from loopline.feedback.store import FeedbackStore
 from tests.cli.conftest import Cli, Result, copy_project
-from tests.unit.flows.test_artifacts import DRIFT
+from tests.unit.orchestration.test_artifacts import DRIFT
 
 LIST_COMMANDS = (("models",), ("history",), ("decisions",), ("feedback", "quarantined"))
 

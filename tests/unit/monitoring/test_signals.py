@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.flows.test_artifacts import DRIFT
+from tests.unit.orchestration.test_artifacts import DRIFT
 
 from loopline.monitoring.signals import drift_signals, main_signal
 
