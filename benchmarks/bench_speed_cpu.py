@@ -50,6 +50,7 @@ from common import (
     machine_line,
     packaged_model_path,
     publish_section,
+    score_accuracy,
     tiny_model,
     utc_now,
 )
@@ -201,7 +202,7 @@ def run_reference(
             scheduler.step()
             optimizer.zero_grad()
     seconds = time.perf_counter() - start
-    accuracy = test_accuracy(model, tokenizer, test, labels, args)
+    accuracy = score_accuracy(model, tokenizer, test, labels, args.max_length)
     return LoopTiming("plain loop", len(train) * args.epochs, real, padded, seconds, accuracy)
 
 
@@ -236,7 +237,7 @@ def run_loopline(
     padded = _loopline_padded_tokens(train, model_path, cfg)
     tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
-    accuracy = test_accuracy(model, tokenizer, test, labels, args)
+    accuracy = score_accuracy(model, tokenizer, test, labels, args.max_length)
     timing = LoopTiming("loopline train_model", len(train) * args.epochs, real, padded, seconds, accuracy)
     return timing, wall
 
@@ -315,34 +316,11 @@ def run_trainer(
         model=model, args=training_args, train_dataset=dataset, data_collator=collator, callbacks=[timer]
     )
     trainer.train()
-    accuracy = test_accuracy(trainer.model, tokenizer, test, labels, args)
+    accuracy = score_accuracy(trainer.model, tokenizer, test, labels, args.max_length)
     samples = len(train) * args.epochs
     return LoopTiming(
         "HF Trainer", samples, collator.real, collator.padded, timer.end - timer.begin, accuracy
     )
-
-
-def test_accuracy(
-    model: Any, tokenizer: Any, test: pd.DataFrame, labels: list[str], args: argparse.Namespace
-) -> float | None:
-    """Accuracy of ``model`` on the test rows (one scorer for every loop: fp32, batches of 64)."""
-    if test.empty:
-        return None
-    model.eval()
-    id2label = dict(enumerate(labels))
-    texts = test["text"].tolist()
-    predicted: list[str] = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), 64):
-            encoded = tokenizer(
-                texts[i : i + 64],
-                padding=True,
-                truncation=True,
-                max_length=args.max_length,
-                return_tensors="pt",
-            )
-            predicted += [id2label[int(k)] for k in model(**encoded).logits.argmax(-1)]
-    return float(np.mean(np.array(predicted) == test["label"].to_numpy()))
 
 
 def warm_up(model_path: str, num_labels: int) -> None:

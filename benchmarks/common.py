@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,6 +49,27 @@ def load_labelled_csv(path: Path) -> pd.DataFrame:
     if "text" not in frame.columns or label_column not in frame.columns:
         raise SystemExit(f"{path} needs columns text and category (or label); it has {list(frame.columns)}.")
     return pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
+
+
+def score_accuracy(
+    model: Any, tokenizer: Any, test: pd.DataFrame, labels: list[str], max_length: int
+) -> float | None:
+    """Accuracy of a sequence classifier on ``test``: one scorer for every benchmarked loop (64 per batch)."""
+    if test.empty:
+        return None
+    import numpy as np
+    import torch
+
+    model.eval()
+    texts = test["text"].tolist()
+    predicted: list[str] = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 64):
+            encoded = tokenizer(
+                texts[i : i + 64], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
+            predicted += [labels[int(k)] for k in model(**encoded).logits.argmax(-1)]
+    return float(np.mean(np.array(predicted) == test["label"].to_numpy()))
 
 
 def packaged_model_path() -> str:
