@@ -46,10 +46,10 @@ from common import (
     command_line,
     git_commit,
     load_average,
-    load_labelled_csv,
     machine_line,
     packaged_model_path,
     publish_section,
+    sample_splits,
     score_accuracy,
     tiny_model,
     utc_now,
@@ -140,12 +140,7 @@ def load_rows(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.
         frame = _synthetic_rows(args.rows + args.val_rows + args.test_rows, args.seed)
         split = args.rows + args.val_rows
         return frame.iloc[: args.rows], frame.iloc[args.rows : split], frame.iloc[split:]
-    train = load_labelled_csv(args.data / "train.csv").sample(n=args.rows, random_state=args.seed)
-    held = load_labelled_csv(args.data / "test.csv")
-    held = held[held["label"].isin(set(train["label"]))].sample(frac=1.0, random_state=args.seed)
-    val = held.iloc[: args.val_rows]
-    test = held.iloc[args.val_rows : args.val_rows + args.test_rows]
-    return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
+    return sample_splits(args.data, args.rows, args.val_rows, args.test_rows, args.seed)
 
 
 def _synthetic_rows(n_rows: int, seed: int) -> pd.DataFrame:

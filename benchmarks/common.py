@@ -51,6 +51,18 @@ def load_labelled_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"text": frame["text"].astype(str), "label": frame[label_column].astype(str)})
 
 
+def sample_splits(
+    folder: Path, rows: int, val_rows: int, test_rows: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A seeded sample of ``rows`` training rows from ``folder/train.csv``, and disjoint validation and
+    test rows from ``folder/test.csv`` among the labels the sample holds."""
+    train = load_labelled_csv(folder / "train.csv").sample(n=rows, random_state=seed)
+    held = load_labelled_csv(folder / "test.csv")
+    held = held[held["label"].isin(set(train["label"]))].sample(frac=1.0, random_state=seed)
+    val, test = held.iloc[:val_rows], held.iloc[val_rows : val_rows + test_rows]
+    return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
+
+
 def score_accuracy(
     model: Any, tokenizer: Any, test: pd.DataFrame, labels: list[str], max_length: int
 ) -> float | None:

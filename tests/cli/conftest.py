@@ -27,28 +27,16 @@ from loopline.data.demo import write_demo_files
 from loopline.data.demo_ner import NerRoundKind, ner_round
 from loopline.stores import relocate_home
 from tests.processes import PREFECT_START_TIMEOUT_S, TELEMETRY_OFF, launch_prefect
+from tests.tiny_settings import TINY_TRAINING_AND_GATE
 
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
 COMMAND_TIMEOUT_S = 600
 # Small, quick and lenient: the tiny random model learns little, and these tests are about processes.
-TINY_TOML = """\
-base_model = "{base_model}"
-[training]
-epochs = 1
-batch_size = 32
-max_length = 32
-early_stopping_patience = 0
-[gate]
-min_macro_f1 = 0.0
-min_accuracy = 0.0
-min_behaviour_pass_rate = 0.0
-tolerance = 1.0
-max_class_recall_drop = 1.0
-min_new_label_recall = 0.0
-[monitor]
-min_labelled_feedback = 100000
-reference_size = 200
-"""
+TINY_TOML = (
+    'base_model = "{base_model}"\n'
+    + TINY_TRAINING_AND_GATE
+    + "[monitor]\nmin_labelled_feedback = 100000\nreference_size = 200\n"
+)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from loopline.labelling.client import LabelStudioClient
 from loopline.labelling.loop import pull_project, push_for_labelling
 from tests.processes import TELEMETRY_OFF, free_port, http_ok
 from tests.servers.label_studio import START_TIMEOUT_S, LabelStudio, launch_label_studio, unavailable_reason
+from tests.tiny_settings import TINY_TRAINING_AND_GATE
 
 pytestmark = [
     pytest.mark.servers,
@@ -33,21 +34,7 @@ pytestmark = [
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
 PROJECT = "loopline-servers-test"
 FLAGGED = 20
-TINY_TOML = """\
-base_model = "{base_model}"
-[training]
-epochs = 1
-batch_size = 32
-max_length = 32
-early_stopping_patience = 0
-[gate]
-min_macro_f1 = 0.0
-min_accuracy = 0.0
-min_behaviour_pass_rate = 0.0
-tolerance = 1.0
-max_class_recall_drop = 1.0
-min_new_label_recall = 0.0
-"""
+TINY_TOML = 'base_model = "{base_model}"\n' + TINY_TRAINING_AND_GATE
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from loopline.data.demo import (
     minimum_functionality_examples,
 )
 from tests.processes import TELEMETRY_OFF
+from tests.tiny_settings import TINY_TRAINING_AND_GATE
 
 if TYPE_CHECKING:  # conftest is not importable as a package module at run time
     from conftest import MlflowServer, PostgresCluster
@@ -46,26 +47,16 @@ NEVER = "0 0 1 1 *"  # a cron of New Year's midnight
 FLOW_RUN_TIMEOUT_S = 300
 # The tiny random model learns little: short training and the gate's floors off, so the round registers.
 # Relative file settings: they name the project's files, and must reach a run that starts elsewhere.
-TINY_TOML = """\
+TINY_TOML = (
+    """\
 base_model = "base-model"
 mft_path = "mft.csv"
 model_name = "{model_name}"
 experiment_name = "{experiment_name}"
-[training]
-epochs = 1
-batch_size = 32
-max_length = 32
-early_stopping_patience = 0
-[gate]
-min_macro_f1 = 0.0
-min_accuracy = 0.0
-min_behaviour_pass_rate = 0.0
-tolerance = 1.0
-max_class_recall_drop = 1.0
-min_new_label_recall = 0.0
-[monitor]
-reference_size = 200
 """
+    + TINY_TRAINING_AND_GATE
+    + "[monitor]\nreference_size = 200\n"
+)
 
 
 @dataclass(frozen=True)

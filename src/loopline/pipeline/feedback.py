@@ -63,23 +63,7 @@ def intake_feedback(
         check=lambda frame: check_label_names(frame, known_labels, str(path)),
         read=read,
     )
-    crash_point("feedback.imported")
-    batch = store.get_batch(imported.batch_id)
-    assert batch is not None, "import_feedback_file returns the id of a stored batch"
-    pending = store.pending_feedback(imported.batch_id)
-    if batch.status != "imported" or pending.empty:
-        return _already_reviewed(settings, batch, imported)
-    return _review_batch(
-        settings,
-        store,
-        batch.id,
-        pending,
-        str(path),
-        known_labels,
-        imported.rows_added,
-        imported.already_imported,
-        imported.duplicate_rows,
-    )
+    return _review_imported(settings, store, imported, str(path), known_labels)
 
 
 def intake_feedback_rows(
@@ -95,9 +79,20 @@ def intake_feedback_rows(
     ``content_hash`` as a file's does from its bytes, so the same rows again add nothing."""
     check_label_names(frame, known_labels, source)
     imported = store.import_feedback(frame, source=source, content_hash=content_hash)
+    return _review_imported(settings, store, imported, source, known_labels)
+
+
+def _review_imported(
+    settings: Settings,
+    store: FeedbackStore,
+    imported: ImportResult,
+    source: str,
+    known_labels: Collection[str],
+) -> FeedbackIntake:
+    """The second transaction of an intake: review the batch's pending rows (none: already reviewed)."""
     crash_point("feedback.imported")
     batch = store.get_batch(imported.batch_id)
-    assert batch is not None, "import_feedback returns the id of a stored batch"
+    assert batch is not None, "an import returns the id of a stored batch"
     pending = store.pending_feedback(imported.batch_id)
     if batch.status != "imported" or pending.empty:
         return _already_reviewed(settings, batch, imported)
