@@ -48,7 +48,10 @@ def test_cost_smoke_measures_every_stage_at_both_sizes(tmp_path: Path) -> None:
     for stage in (*STAGES, "monitor drift check"):
         small, large = rows[(stage, "200")], rows[(stage, "400")]
         assert small[6] == "1.00", small  # the per-row CPU ratio is against the smallest size
-        assert float(large[2]) > 0 and float(large[3]) > 0 and float(large[6]) > 0, large  # wall, CPU, ratio
+        # wall and CPU seconds print with 2 decimals, so a fast stage on 400 rows may show 0.00; the
+        # per-row cost comes from the unrounded CPU time and must be there
+        assert float(large[2]) >= 0 and float(large[3]) >= 0 and float(large[6]) >= 0, large
+        assert float(large[5].replace(",", "")) > 0, large  # CPU µs/row
         assert float(large[7].replace(",", "")) > 0, large  # peak RSS
     # The stages really ran on the same rows: the contracts accept the same rows, the monitor reads them.
     accepted = rows[("contract", "400")][9].split()[0]
