@@ -43,6 +43,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 from bench_quality import Summary, split_validation
 from common import (
     REPO_ROOT,
+    add_precision_arg,
     command_line,
     git_commit,
     load_average,
@@ -123,6 +124,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patience", type=int, help="Early-stopping patience (0 disables).")
     parser.add_argument("--val-fraction", type=float, default=0.1, help=f"Share of {TRAIN_FILE} held out.")
     parser.add_argument("--threads", type=int, help="torch CPU threads per seed (default: the config's).")
+    add_precision_arg(parser)
     parser.add_argument(
         "--jobs", type=int, default=1, help="Seeds trained at once, each in its own (spawned) process."
     )
@@ -163,6 +165,7 @@ def training_config(settings: Settings, args: argparse.Namespace, seed: int) -> 
         "max_length": args.max_length,
         "early_stopping_patience": args.patience,
         "num_threads": args.threads,
+        "precision": args.precision,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     return TrainingConfig(**{**settings.training.model_dump(), **given, "seed": seed})
@@ -412,7 +415,8 @@ def settings_line(cfg: TrainingConfig) -> str:
         f"- settings: loopline train_model, epochs ≤ {cfg.epochs} (patience {cfg.early_stopping_patience}), "
         f"lr {cfg.learning_rate:g}, head lr {head_lr:g}, warmup {cfg.warmup_ratio:g}, linear decay, "
         f"label smoothing {cfg.label_smoothing:g}, weight decay {cfg.weight_decay:g}, "
-        f"batch {cfg.batch_size}, max length {cfg.max_length}, torch threads {cfg.num_threads or 'default'}; "
+        f"batch {cfg.batch_size}, max length {cfg.max_length}, {cfg.precision}, "
+        f"torch threads {cfg.num_threads or 'default'}; "
         "the best epoch (validation macro-F1) is scored"
     )
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from common import (
     REPO_ROOT,
+    add_precision_arg,
     command_line,
     git_commit,
     load_average,
@@ -67,6 +68,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rows", type=int, default=None, help="Use only the first N training sentences.")
     parser.add_argument("--threads", type=int, default=None)
+    add_precision_arg(parser)
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".loopline" / "bench" / "ner")
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--no-write", action="store_true")
@@ -103,6 +105,7 @@ def run_seed(
         early_stopping_patience=0,
         seed=seed,
         num_threads=args.threads,
+        precision=args.precision,
     )
     started = time.perf_counter()
     result = train_model(
@@ -173,7 +176,7 @@ def report(
         f"{len(frames['train'])}, validation {len(frames['validation'])}, test {len(frames['test'])}",
         f"- model: {'tiny random BERT (smoke)' if args.smoke else 'packaged all-MiniLM-L6-v2 (uncased)'}; "
         f"{args.epochs} epochs, lr {args.lr:g} (head {args.head_lr:g}), batch {args.batch_size}, "
-        f"max length {args.max_length}, first-subword labels, no label smoothing",
+        f"max length {args.max_length}, first-subword labels, no label smoothing, {args.precision}",
         "",
         *table,
         "",

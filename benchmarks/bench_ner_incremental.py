@@ -36,6 +36,7 @@ Appends a section to benchmarks/RESULTS.md (not with --smoke unless --results is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -51,6 +52,7 @@ import torch
 
 from common import (
     REPO_ROOT,
+    add_precision_arg,
     command_line,
     git_commit,
     load_average,
@@ -107,6 +109,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="Training batch size (default: loopline's).")
     parser.add_argument("--max-length", type=int, default=128, help="Subwords per sentence.")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default).")
+    add_precision_arg(parser)
     parser.add_argument("--seed", type=int, default=13, help="Sampling, split and training seed.")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".loopline" / "bench" / "ner_incremental")
     parser.add_argument(
@@ -204,6 +207,7 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
         "label_smoothing": args.label_smoothing,
         "batch_size": args.batch_size,
         "num_threads": args.threads,
+        "precision": args.precision,
     }
     given = {key: value for key, value in overrides.items() if value is not None}
     return TrainingConfig(**given, epochs=args.epochs, seed=args.seed, max_length=args.max_length)
@@ -227,6 +231,7 @@ class Relabelling:
     right_words: int  # changed words whose new tag is the hidden gold tag
     seconds: float
     probes: dict[float, tuple[int, int]]  # other thresholds → (changed, right); not trained on
+    replay_words: int = 0  # words of the replay sample relabel_outside set (no hidden gold to check)
 
 
 @dataclass
@@ -381,6 +386,10 @@ def sequential_step(run: Run, name: str, step: int) -> None:
         track.relabelling[step] = info
         track.seconds += info.seconds
     replay = run.buffers[name].sample() if name in run.buffers else rows.iloc[:0]
+    if name == "loopline" and not replay.empty:
+        # As plan_retrain: replayed rows of earlier steps tag later types O, so they are repaired too.
+        replay, filled = relabel_outside(replay, track.model_dir, run.threshold, run.cfg.max_length)
+        track.relabelling[step] = dataclasses.replace(track.relabelling[step], replay_words=filled)
     out = run.workdir / name.replace(" ", "_") / f"step{step + 1}"
     result, seconds = fit(run.cfg, run.base, pd.concat([rows, replay]), run.val(step), out, track.model_dir)
     track.add_fit(step, result, seconds, len(replay))
@@ -461,6 +470,7 @@ def data_table(run: Run) -> list[str]:
                 tracks["joint"].train_rows.get(step, "—"),
                 info.hidden_words if info else "—",
                 relabelled,
+                info.replay_words if info else "—",
                 probes,
             ]
         )
@@ -472,6 +482,7 @@ def data_table(run: Run) -> list[str]:
         "joint train rows",
         "old-type words tagged O",
         f"words relabelled at {run.threshold:g} (of them = hidden gold)",
+        "replay words relabelled",
         "would be at " + " / ".join(f"{t:g}" for t in PROBE_THRESHOLDS),
     ]
     return markdown_table(headers, rows)
@@ -551,10 +562,10 @@ def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> l
         f"- steps: {' → '.join(stream.types)}, one type per step, the step's other types tagged O",
         f"- model: {model}; every fit {cfg.epochs} epoch(s), lr {cfg.learning_rate:g}, head lr {head_lr:g}, "
         f"label smoothing {cfg.label_smoothing:g}, warmup {cfg.warmup_ratio:g}, batch {cfg.batch_size}, "
-        f"max length {cfg.max_length}, best epoch on validation entity micro F1, torch threads "
-        f"{cfg.num_threads or 'default'}; relabel threshold {run.threshold:g}; replay {run.per_class} "
-        f"rows per stratum (a sentence's set of entity types); joint `{args.joint}`; methods run: "
-        f"{', '.join(args.methods)}",
+        f"max length {cfg.max_length}, best epoch on validation entity micro F1, {cfg.precision}, "
+        f"torch threads {cfg.num_threads or 'default'}; relabel threshold {run.threshold:g}; "
+        f"replay {run.per_class} rows per stratum (a sentence's set of entity types); "
+        f"joint `{args.joint}`; methods run: {', '.join(args.methods)}",
         f"- time: {wall:.0f} s wall, {cpu:.0f} s CPU of this process",
         "",
         *steps_table(run),
@@ -563,8 +574,9 @@ def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> l
         "entity-level F1 (seqeval strict) over the types seen so far.",
         "",
         "Relabelling (loopline only): words of earlier types that the step's data tags O, how many "
-        "`relabel_outside` set from the previous model (in brackets: set to the hidden gold tag), and, not "
-        "trained on, how many its rule `fill_outside` would set at lower thresholds.",
+        "`relabel_outside` set from the previous model (in brackets: set to the hidden gold tag), how many "
+        "it set in the replay sample (as `plan_retrain` does), and, not trained on, how many its rule "
+        "`fill_outside` would set at lower thresholds.",
         "",
         *data_table(run),
         "",

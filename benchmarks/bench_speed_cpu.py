@@ -43,6 +43,7 @@ from transformers import (
 
 from common import (
     RESULTS_PATH,
+    add_precision_arg,
     command_line,
     git_commit,
     load_average,
@@ -93,12 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--test-rows", type=int, default=1000, help="Test rows each trained model is scored on (0: none)."
     )
     parser.add_argument("--epochs", type=int, default=1, help="Training epochs of every loop.")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="Autocast of loopline's loop and HF Trainer (bf16 needs native CPU bf16 to pay off).",
-    )
+    add_precision_arg(parser)
     parser.add_argument("--no-reference", action="store_true", help="Skip the (slow) plain loop.")
     parser.add_argument(
         "--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder."

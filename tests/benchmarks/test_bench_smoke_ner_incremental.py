@@ -87,7 +87,7 @@ def test_data_table_counts_replay_and_relabelling(smoke: tuple[str, Path, str | 
     assert list(rows) == STEPS
     assert rows["step 1"][2] == f"{rows['step 1'][1]} (0 replay)"
     for step in STEPS[1:]:
-        naive, loopline, replay_only, joint, hidden, relabelled = rows[step][1:7]
+        naive, loopline, replay_only, joint, hidden, relabelled, replay_relabelled = rows[step][1:8]
         replayed = int(loopline.split("(")[1].split()[0])
         assert replayed > 0 and int(loopline.split()[0]) == int(naive) + replayed
         assert int(replay_only.split("(")[1].split()[0]) > 0
@@ -95,6 +95,7 @@ def test_data_table_counts_replay_and_relabelling(smoke: tuple[str, Path, str | 
         assert int(hidden) > 0  # earlier types really are tagged O in later steps
         changed, right = (int(x) for x in relabelled.replace("(", " ").replace(")", " ").split())
         assert 0 <= right <= changed
+        assert int(replay_relabelled) >= 0  # the replay sample went through relabel_outside too
 
 
 def test_final_table_lists_methods_and_published_and_a_verdict(smoke: tuple[str, Path, str | None]) -> None:
