@@ -34,11 +34,10 @@ labelstudio: $(LS_TEMPLATE)  ## Label Studio in $(LS_VENV) with a migrated templ
 demo: install  ## install, then run the demo on the embedded default (SQLite MLflow, ephemeral Prefect)
 	$(BIN)/loopline demo
 
-test: install  ## lint and type-check, then unit + integration + server tests, then the one-shot CLI tests
+test: install  ## lint and type-check, then every test: unit, integration, servers, benchmark smoke, one-shot CLI
 	$(BIN)/ruff check src flows tests benchmarks
 	$(BIN)/mypy src flows
-	$(BIN)/pytest --ignore=tests/cli --durations=10
-	$(BIN)/pytest tests/cli -n 2 --dist loadgroup --durations=10  # each test runs commands as processes: two at a time on 2 cores
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15  # two workers on 2 cores; groups: tests/conftest.py
 
 lint: install
 	$(BIN)/ruff check src flows tests benchmarks

@@ -13,6 +13,28 @@ from loopline.telemetry import disable_telemetry
 
 disable_telemetry()
 os.environ["HF_HUB_OFFLINE"] = "1"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each, for torch here and for the commands
+    # the tests start (torch's default, every core per process, oversubscribes them and stalls both).
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``--dist loadgroup``: every server test on one worker (one set of servers), and each
+    integration or benchmark module on one worker (their module fixtures train models); unit and CLI
+    tests are spread one by one unless they name a group themselves."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        module = Path(str(item.path)).relative_to(TESTS)
+        if module.parts[0] == "servers":
+            item.add_marker(pytest.mark.xdist_group("servers"))
+        elif module.parts[0] in ("integration", "benchmarks"):
+            item.add_marker(pytest.mark.xdist_group(module.as_posix()))
 
 
 def packaged_model_path() -> str:

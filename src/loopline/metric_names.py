@@ -22,7 +22,8 @@ def epoch_metric(field: str) -> str:
 
 # ---- evaluation (pipeline.assess), one group per evaluation set ---------------------------------
 ACCURACY = "accuracy"
-MACRO_F1 = "macro_f1"
+MACRO_F1 = "macro_f1"  # the primary score of sequence classification
+ENTITY_F1 = "entity_f1"  # the primary score of token classification
 ECE = "ece"
 LATENCY_MS_PER_TEXT = "latency_ms_per_text"
 

@@ -31,6 +31,11 @@ _TOKEN = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]", re.UNICODE)
 _TAG = re.compile(r"O|[BI]-\S+")
 
 
+def entity_type(tag: str) -> str:
+    """``B-PER`` / ``I-PER`` → ``PER``; ``O`` stays ``O``."""
+    return tag[2:] if tag[:2] in ("B-", "I-") else tag
+
+
 @dataclass(frozen=True)
 class TaggedSentence:
     tokens: tuple[str, ...]

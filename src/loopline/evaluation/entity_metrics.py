@@ -13,8 +13,10 @@ from seqeval.scheme import IOB2
 from sklearn.metrics import classification_report as token_report
 from sklearn.metrics import confusion_matrix
 
+from loopline.data.tagged import entity_type
 from loopline.errors import DataError
 from loopline.evaluation.metrics import EvalMetrics, expected_calibration_error
+from loopline.metric_names import ENTITY_F1
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,6 @@ def compute_entity_metrics(
         token_micro_f1=float(tokens["accuracy"]),  # micro F1 over all tokens equals token accuracy
         token_report={k: v for k, v in tokens.items() if isinstance(v, dict)},
     )
-
-
-ENTITY_F1 = "entity_f1"  # the primary score of token classification
-
-
-def entity_type(tag: str) -> str:
-    """``B-PER`` / ``I-PER`` → ``PER``; ``O`` stays ``O``."""
-    return tag[2:] if tag[:2] in ("B-", "I-") else tag
 
 
 def token_eval_metrics(

@@ -13,11 +13,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from loopline.errors import DataError
+from loopline.metric_names import MACRO_F1
 
 logger = logging.getLogger(__name__)
 
 ECE_BINS = 15
-MACRO_F1 = "macro_f1"  # the primary score of sequence classification
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from mlflow.tracking import MlflowClient
 from loopline.errors import DataError, RegistryError
 from loopline.model_files import read_labels
 from loopline.registry import pyfunc
-from loopline.tasks import task_of_model
 from loopline.tracking import mlflow_client
 
 logger = logging.getLogger(__name__)
@@ -67,6 +66,8 @@ def log_model(
     except DataError as err:  # to the registry's caller, a folder that is not a model is its error
         raise RegistryError(err.what, where=err.where, hint=err.hint) from None
     example = pd.DataFrame({"text": list(input_example or EXAMPLE_TEXTS)})
+    from loopline.tasks import task_of_model  # torch and transformers: only where a model is logged
+
     output = pyfunc.output_example(labels, len(example), token_task=task_of_model(model_dir).name == "token")
     settings = {"max_length": int(max_length), "batch_size": int(batch_size)}
     info = mlflow.pyfunc.log_model(

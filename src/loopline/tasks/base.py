@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from loopline.config import ContractConfig
-from loopline.evaluation.metrics import EvalMetrics
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and transformers load where a task builds or runs a model
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from loopline.contracts.result import ContractResult  # Great Expectations: slow to import
+    from loopline.evaluation.metrics import EvalMetrics
 
 TaskName = Literal["sequence", "token"]
 

@@ -4,33 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from loopline.config import ContractConfig
 from loopline.data.loading import load_labelled_text
-from loopline.evaluation.metrics import MACRO_F1, EvalMetrics, compute_metrics
-from loopline.forward import predict_proba_encoded
+from loopline.metric_names import MACRO_F1
 from loopline.tasks.base import Decoded, Encoded
-from loopline.training.batching import encode_texts
 
+# torch, transformers and sklearn are imported where a model or metric needs them: commands that only
+# read data or the registry (validate, feedback import, models) start seconds sooner without them.
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from loopline.contracts.result import ContractResult  # Great Expectations: slow to import
+    from loopline.evaluation.metrics import EvalMetrics
 
 
 class SequenceTask:
     """A text → one of N labels; the head has one row per label."""
 
     name: Literal["sequence"] = "sequence"
-    model_class = AutoModelForSequenceClassification
     architecture_suffix = "ForSequenceClassification"
     primary_name = MACRO_F1
     has_behaviour_checks = True
+
+    @property
+    def model_class(self) -> type[Any]:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
 
     def label_space(self, values: Iterable[str]) -> list[str]:
         return sorted({str(v) for v in values})
@@ -56,11 +62,15 @@ class SequenceTask:
         label2id: dict[str, int],
         max_length: int,
     ) -> Encoded:
+        from loopline.training.batching import encode_texts
+
         input_ids = encode_texts(tokenizer, list(texts), max_length)
         targets = None if values is None else [label2id[str(v)] for v in values]
         return Encoded(input_ids, targets)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
 
     def predict_encoded(
@@ -73,6 +83,8 @@ class SequenceTask:
         device: torch.device,
         batch_size: int,
     ) -> Decoded:
+        from loopline.forward import predict_proba_encoded
+
         probabilities = predict_proba_encoded(
             model, encoded.input_ids, pad_token_id=pad_token_id, device=device, batch_size=batch_size
         )
@@ -82,6 +94,8 @@ class SequenceTask:
     def metrics(
         self, true: Sequence[str], predicted: Sequence[str], confidences: np.ndarray, labels: Sequence[str]
     ) -> EvalMetrics:
+        from loopline.evaluation.metrics import compute_metrics
+
         return compute_metrics(true, predicted, confidences, labels)
 
     def read_labelled(

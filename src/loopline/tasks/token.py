@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from transformers import AutoModelForTokenClassification, PreTrainedModel, PreTrainedTokenizerBase
 
 from loopline.config import ContractConfig
-from loopline.data.tagged import frame_to_sentences, read_tagged_file, sentences_to_frame
-from loopline.evaluation.entity_metrics import ENTITY_F1, entity_type, token_eval_metrics
-from loopline.evaluation.metrics import EvalMetrics
-from loopline.forward import word_probabilities_encoded
+from loopline.data.tagged import entity_type, frame_to_sentences, read_tagged_file, sentences_to_frame
+from loopline.metric_names import ENTITY_F1
 from loopline.tasks.base import Decoded, Encoded
-from loopline.training.token_alignment import IGNORE, align_tags
 
+# torch, transformers, seqeval and sklearn are imported where a model or metric needs them (as in
+# tasks/sequence.py): commands that only read data or the registry start seconds sooner.
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from loopline.contracts.result import ContractResult  # Great Expectations: slow to import
+    from loopline.evaluation.metrics import EvalMetrics
 
 OUTSIDE = "O"
 NO_ENTITY = "O"  # the stratum and label unit of a sentence without entities
@@ -53,10 +53,15 @@ class TokenTask:
     """Words → BIO tags; metrics are entity-level (seqeval) with the token-level report beside them."""
 
     name: Literal["token"] = "token"
-    model_class = AutoModelForTokenClassification
     architecture_suffix = "ForTokenClassification"
     primary_name = ENTITY_F1
     has_behaviour_checks = False  # the text perturbations of the behaviour checks move words and tags
+
+    @property
+    def model_class(self) -> type[Any]:
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
 
     def label_space(self, values: Iterable[str]) -> list[str]:
         return [OUTSIDE, *type_labels(entity_types(values))]
@@ -85,14 +90,20 @@ class TokenTask:
         max_length: int,
     ) -> Encoded:
         tags = values if values is not None else [" ".join(OUTSIDE for _ in str(t).split()) for t in texts]
+        from loopline.training.token_alignment import align_tags
+
         aligned = align_tags(tokenizer, frame_to_sentences(texts, tags), label2id, max_length)
         targets = aligned.label_ids if values is not None else None
         return Encoded(aligned.input_ids, targets, aligned.word_starts, aligned.truncated_words)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        from loopline.training.batching import IGNORE_INDEX
+
         flat = logits.float().reshape(-1, logits.shape[-1])
         return F.cross_entropy(
-            flat, targets.reshape(-1), ignore_index=IGNORE, label_smoothing=label_smoothing
+            flat, targets.reshape(-1), ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
         )
 
     def predict_encoded(
@@ -105,6 +116,8 @@ class TokenTask:
         device: torch.device,
         batch_size: int,
     ) -> Decoded:
+        from loopline.forward import word_probabilities_encoded
+
         words = word_probabilities_encoded(
             model,
             encoded.input_ids,
@@ -125,6 +138,8 @@ class TokenTask:
         self, true: Sequence[str], predicted: Sequence[str], confidences: np.ndarray, labels: Sequence[str]
     ) -> EvalMetrics:
         padded = [fill_to_words(str(p), len(str(t).split())) for t, p in zip(true, predicted, strict=True)]
+        from loopline.evaluation.entity_metrics import token_eval_metrics
+
         return token_eval_metrics(true, padded, confidences, labels)
 
     def read_labelled(
