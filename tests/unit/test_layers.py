@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,27 @@ def test_checkout_shims_re_export_the_installed_flows(module: str, names: list[s
     real = importlib.import_module(f"loopline.flows.{module}")
     for name in names:
         assert getattr(shim, name) is getattr(real, name)
+
+
+# What the read-only commands (validate, feedback import, models, history) import: torch, transformers
+# and scikit-learn cost seconds per one-shot process, so they load only where a model or metric runs.
+LIGHT_MODULES = ["loopline.tasks", "loopline.registry", "loopline.registry.lookups", "loopline.data.tagged"]
+HEAVY = ["torch", "transformers", "sklearn", "seqeval"]
+
+
+def test_tasks_and_registry_lookups_import_without_torch_transformers_or_sklearn() -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"import {name}\n" for name in LIGHT_MODULES)
+        + f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_task_still_reaches_its_model_class() -> None:
+    from loopline.tasks import get_task
+
+    assert get_task("sequence").model_class.__name__ == "AutoModelForSequenceClassification"
+    assert get_task("token").model_class.__name__ == "AutoModelForTokenClassification"
