@@ -58,6 +58,7 @@ from common import (
 from loopline.config import TrainingConfig
 from loopline.telemetry import disable_telemetry
 from loopline.training.batching import LengthGroupedSampler, encode_texts
+from loopline.training.optimiser import build_optimizer
 from loopline.training.trainer import train_model
 
 
@@ -95,6 +96,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=1, help="Training epochs of every loop.")
     add_precision_arg(parser)
+    parser.add_argument(
+        "--trainer-recipe",
+        choices=["hf", "loopline"],
+        default="hf",
+        help="hf: Trainer's defaults (one learning rate, its AdamW, no label smoothing), as a user would "
+        "pick it; loopline: loopline's optimiser and label smoothing, so accuracy can be compared.",
+    )
     parser.add_argument("--no-reference", action="store_true", help="Skip the (slow) plain loop.")
     parser.add_argument(
         "--model", default="packaged", help="'packaged' (the packaged MiniLM) or a model folder."
@@ -197,17 +205,10 @@ def run_reference(
     return LoopTiming("plain loop", len(train) * args.epochs, real, padded, seconds, accuracy)
 
 
-def run_loopline(
-    train: pd.DataFrame,
-    val: pd.DataFrame,
-    test: pd.DataFrame,
-    labels: list[str],
-    model_path: str,
-    args: argparse.Namespace,
-    out: Path,
-) -> tuple[LoopTiming, float]:
-    """loopline's ``train_model``: its training-phase timing (all epochs) and the whole call's wall time."""
-    cfg = TrainingConfig.model_validate(
+def loopline_config(args: argparse.Namespace) -> TrainingConfig:
+    """loopline's training settings here: its defaults (head learning rate, label smoothing, weight
+    decay) with this benchmark's epochs, encoder learning rate, warmup, batch and length."""
+    return TrainingConfig.model_validate(
         {
             "epochs": args.epochs,
             "learning_rate": 1e-4,
@@ -220,6 +221,19 @@ def run_loopline(
             "precision": args.precision,
         }
     )
+
+
+def run_loopline(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    labels: list[str],
+    model_path: str,
+    args: argparse.Namespace,
+    out: Path,
+) -> tuple[LoopTiming, float]:
+    """loopline's ``train_model``: its training-phase timing (all epochs) and the whole call's wall time."""
+    cfg = loopline_config(args)
     start = time.perf_counter()
     result = train_model(train, val, cfg, model_path, out, labels=labels)
     wall = time.perf_counter() - start
@@ -279,9 +293,14 @@ def run_trainer(
     args: argparse.Namespace,
     out: Path,
 ) -> LoopTiming:
-    """HF Trainer with dynamic padding and ``group_by_length``, the same hyper-parameters otherwise."""
+    """HF Trainer with dynamic padding and ``group_by_length``, the same hyper-parameters otherwise.
+
+    ``--trainer-recipe loopline`` hands it loopline's optimiser (parameter groups: the head at its own
+    rate, no decay on biases and LayerNorm; fused AdamW) and label smoothing, so both loops optimise
+    the same objective the same way and only the engines differ: accuracy should then agree."""
     from datasets import Dataset
 
+    same_recipe = args.trainer_recipe == "loopline"
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(labels))
@@ -301,10 +320,17 @@ def run_trainer(
         logging_strategy="no",
         disable_tqdm=True,
         seed=args.seed,
+        label_smoothing_factor=loopline_config(args).label_smoothing if same_recipe else 0.0,
     )
     collator, timer = _CountingCollator(tokenizer), _TrainTimer()
+    optimizer = build_optimizer(model, loopline_config(args), torch.device("cpu")) if same_recipe else None
     trainer = Trainer(
-        model=model, args=training_args, train_dataset=dataset, data_collator=collator, callbacks=[timer]
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=[timer],
+        optimizers=(optimizer, None),  # None: Trainer's own; its linear warmup schedule either way
     )
     trainer.train()
     accuracy = score_accuracy(trainer.model, tokenizer, test, labels, args.max_length)
@@ -386,6 +412,7 @@ def format_section(
             f"- model: {_model_name(args, model_path)}; data: {args.data or 'synthetic'}; "
             f"{args.rows} training rows, {args.epochs} epoch(s), batch {args.batch_size}, "
             f"max length {args.max_length}, lr 1e-4, {args.precision}, seed {args.seed}, "
+            f"Trainer recipe `{args.trainer_recipe}`, "
             f"{args.repeats} run(s) of each loop, medians shown; test accuracy on {args.test_rows} rows",
             f"- loopline's whole `train_model` call (tokenising, {args.val_rows}-row validation, saving): "
             + ", ".join(f"{wall:.1f} s" for wall in walls),

@@ -45,6 +45,13 @@ def test_speed_cpu_smoke_compares_loopline_with_trainer_and_the_plain_loop() -> 
         assert ratio[5].endswith(" points"), ratio  # the accuracy gap beside the speed ratio
 
 
+def test_speed_cpu_smoke_can_give_the_trainer_loopline_s_recipe() -> None:
+    output = _run("bench_speed_cpu.py", "--no-reference", "--trainer-recipe", "loopline")
+    assert "Trainer recipe `loopline`" in output
+    trainer = next(line for line in output.splitlines() if line.startswith("| HF Trainer |"))
+    assert float(trainer.split("|")[2]) > 0, trainer  # it trained (samples/s) with loopline's optimiser
+
+
 @pytest.mark.skipif(not BANKING77.is_dir(), reason=f"BANKING77 not found at {BANKING77}")
 def test_drift_smoke_prints_false_alarms_and_detection() -> None:
     output = _run("bench_drift.py", "--data", str(BANKING77))
