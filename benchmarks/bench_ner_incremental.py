@@ -538,7 +538,7 @@ def verdict_lines(run: Run) -> list[str]:
         f"- goal loopline ≥ {100 * GOAL_MICRO_F1:.0f} micro F1: {goal} "
         f"({_pct(ours.micro_f1 if ours else None)}); naive against loopline: {_versus(final['naive'], ours)}",
         f"- O-label repair: loopline against replay-only: {_versus(ours, final['replay-only'])}",
-        f"- gap of loopline to joint: {_versus(final['joint'], ours)}",
+        f"- loopline against joint: {_versus(ours, final['joint'])}",
     ]
 
 
