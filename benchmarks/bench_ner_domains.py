@@ -595,7 +595,7 @@ def final_table(run: Run) -> list[str]:
         "test sentences",
         "loopline learned F1 %",
         "loopline final F1 %",
-        "drop (points)",
+        "final − learned (points)",
         "naive learned → final %",
         "joint F1 %",
         "loopline − joint (points)",
@@ -627,7 +627,7 @@ def verdict_lines(run: Run) -> list[str]:
         )
     lines = [
         f"- within {100 * TARGET_GAP:.0f} points of joint on every domain: {'met' if gap_met else 'NOT met'} "
-        f"(worst: {worst_gap}, {100 * gaps[worst_gap]:+.1f} points below joint)",
+        f"(worst: {worst_gap}, loopline − joint {-100 * gaps[worst_gap]:+.1f} points)",
         f"- no earlier domain dropping more than {100 * TARGET_DROP:.0f} points: "
         f"{'met' if drop_met else 'NOT met'} ({drop_line})",
     ]
