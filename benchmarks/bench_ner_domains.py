@@ -120,6 +120,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--news-epochs", type=int, default=6, help="Epochs of the first (news) model.")
     parser.add_argument("--epochs", type=int, help="Epochs of each domain round (default: loopline's).")
     parser.add_argument("--joint-epochs", type=int, default=6, help="Epochs of the joint model.")
+    parser.add_argument(
+        "--joint-patience", type=int, help="Joint's early-stopping patience, 0 = off (default: loopline's)."
+    )
     parser.add_argument("--gate", choices=("record", "enforce"), default="record")
     parser.add_argument("--no-naive", action="store_true", help="Skip the naive warm starts.")
     parser.add_argument("--replay-per-class", type=int, help="Replay rows per stratum (default: loopline's).")
@@ -476,6 +479,11 @@ def _skipped_round(run: Run, rnd: int, intake: FeedbackIntake, champion: Champio
 def joint_fit(run: Run) -> None:
     """A fresh fine-tune of the base model on every row loopline trained on, gold tags."""
     settings = with_epochs(run.settings, run.args.joint_epochs)
+    if (
+        run.args.joint_patience is not None
+    ):  # e.g. 0: as many passes as loopline makes, whatever validation says
+        training = settings.training.model_copy(update={"early_stopping_patience": run.args.joint_patience})
+        settings = settings.model_copy(update={"training": training})
     train, val = pd.concat(run.joint_train, ignore_index=True), pd.concat(run.joint_val, ignore_index=True)
     result, seconds = timed_fit(settings, train, val, run.workdir / "joint")
     run.tracks["joint"].add_training(result, seconds)
@@ -640,6 +648,10 @@ def verdict_lines(run: Run) -> list[str]:
     return lines
 
 
+def _joint_patience(args: argparse.Namespace) -> str:
+    return "" if args.joint_patience is None else f" with patience {args.joint_patience}"
+
+
 def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> list[str]:
     args, cfg, domains = run.args, run.settings.training, run.domains
     head_lr = cfg.head_learning_rate or cfg.learning_rate
@@ -664,7 +676,8 @@ def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> l
         f"- order: {' → '.join(d.name for d in domains)}; entity types per domain: "
         + "; ".join(f"{d.name} {len(d.types)}" for d in domains),
         f"- model: {model}; epochs news {args.news_epochs} / domain rounds {cfg.epochs} / joint "
-        f"{args.joint_epochs} (early stopping, patience {cfg.early_stopping_patience}, on entity F1 of "
+        f"{args.joint_epochs}{_joint_patience(args)} (early stopping, patience "
+        f"{cfg.early_stopping_patience}, on entity F1 of "
         f"validation = news validation split + the feedback's validation part), lr {cfg.learning_rate:g}, "
         f"head lr {head_lr:g}, label smoothing {cfg.label_smoothing:g}, warmup {cfg.warmup_ratio:g}, batch "
         f"{cfg.batch_size}, max length {cfg.max_length}, {cfg.precision}, torch threads "
