@@ -1,0 +1,171 @@
+"""Smoke run of the domain-incremental NER benchmark: tiny random BERT, generated CoNLL files, seconds.
+
+It checks the harness end to end (news, then two domains through the real intake → plan_retrain → fit →
+gate → finish_retrain path; naive and joint trained and scored), the printed tables and their numbers,
+and that a smoke run writes only where it is told. The CoNLL writer is checked against loopline's reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = REPO_ROOT / "benchmarks"
+REAL_RESULTS = BENCHMARKS / "RESULTS.md"
+ROUNDS = ["0 news", "1 politics", "2 science"]
+DOMAINS = ["news", "politics", "science"]
+
+
+def _digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _rows(output: str, after: str) -> dict[str, list[str]]:
+    """Cells of each row, by first cell, of the first table whose header starts with ``after``."""
+    lines = output.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {after} |")), None)
+    assert start is not None, f"no table starting with '{after}' in:\n{output}"
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows.setdefault(cells[0], cells)
+    return rows
+
+
+def _percent(cell: str) -> float:
+    value = float(cell)
+    assert 0.0 <= value <= 100.0, f"{cell} is not a percentage"
+    return value
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | None, set[Path]]:
+    before = _digest(REAL_RESULTS)
+    tmp = tmp_path_factory.mktemp("ner-domains")
+    results = tmp / "RESULTS.md"
+    untracked_before = _untracked()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ner_domains.py"), "--smoke", "--results", str(results)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout, results, before, _untracked() - untracked_before
+
+
+def _untracked() -> set[Path]:
+    """Files git sees as new in the repository (ignored ones included), to catch stray writes; tool caches
+    and ``.loopline/bench/`` (where real benchmark runs, maybe running beside this test, write) aside."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--others"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    skip = (".pytest_cache", ".ruff_cache", ".mypy_cache", ".loopline/bench/", "__pycache__")
+    return {Path(p) for p in listed if not p.startswith(skip) and "__pycache__" not in p}
+
+
+def test_rounds_table_counts_rows_and_replay(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
+    rounds = _rows(smoke[0], "round")
+    assert list(rounds) == ROUNDS
+    for name in ROUNDS:
+        rows_in, accepted, quarantined = (int(x) for x in rounds[name][1].split(" / "))
+        assert rows_in == accepted + quarantined and accepted > 0
+        trained = int(rounds[name][3])
+        assert 0 < trained <= accepted
+        total, replay = rounds[name][4].replace("(", " ").split()[:2]
+        assert int(total) == trained + int(replay)
+        assert int(rounds[name][6]) >= 1  # epochs run
+        assert rounds[name][8].startswith(("passed", "FAILED"))  # the gate really ran
+    assert rounds["0 news"][4].endswith("(0 replay)")
+    for name in ROUNDS[1:]:
+        assert int(rounds[name][2].lstrip("+")) > 0  # each domain brings new entity types
+        assert int(rounds[name][4].split("(")[1].split()[0]) > 0  # the replay buffer was sampled
+        assert int(rounds[name][7]) == int(rounds[name][3])  # naive trains on the same domain rows
+
+
+def test_f1_tables_score_every_seen_domain(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
+    for method in ("loopline", "naive"):
+        table = _rows(smoke[0], f"{method}: after round")
+        assert list(table) == ROUNDS
+        for r, name in enumerate(ROUNDS):
+            cells = table[name][1:]
+            for seen in range(len(DOMAINS)):
+                if seen <= r:
+                    _percent(cells[seen])
+                else:
+                    assert cells[seen] == "—"  # not seen yet: not scored
+            _percent(cells[-1])  # the union of the seen domains
+
+
+def test_final_table_has_joint_and_verdicts(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
+    output = smoke[0]
+    final = _rows(output, "domain")
+    assert list(final) == [*DOMAINS, "all seen"]
+    loopline = _rows(output, "loopline: after round")
+    for r, name in enumerate(DOMAINS):
+        test_rows, learned, last, drop, _, joint, gap = final[name][1:]
+        assert int(test_rows) > 0
+        assert _percent(learned) == float(loopline[ROUNDS[r]][1 + r])
+        assert _percent(last) == float(loopline[ROUNDS[-1]][1 + r])
+        assert float(drop) == pytest.approx(float(last) - float(learned), abs=0.11)
+        assert float(gap) == pytest.approx(float(last) - _percent(joint), abs=0.11)
+    assert int(final["all seen"][1]) == sum(int(final[d][1]) for d in DOMAINS)
+    costs = _rows(output, "method")
+    assert set(costs) == {"loopline", "naive", "joint"}
+    assert all(int(costs[m][1].replace(",", "")) > 0 for m in costs)
+    assert "- within 3 points of joint on every domain: " in output
+    assert "- no earlier domain dropping more than 3 points: " in output
+    for line in output.splitlines():
+        if line.startswith(("- within 3 points", "- no earlier domain")):
+            assert ": met (" in line or ": NOT met (" in line
+
+
+def test_smoke_writes_only_where_told(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
+    _, results, before, new_files = smoke
+    written = results.read_text(encoding="utf-8")
+    assert written.startswith("# Benchmark results") and "## bench_ner_domains" in written
+    assert "(SMOKE)" in written and "| 2 science |" in written
+    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert not new_files, f"the smoke run wrote into the repository: {sorted(new_files)[:5]}"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module("bench_ner_domains")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_write_conll_reads_back_with_loopline(bench: ModuleType, tmp_path: Path) -> None:
+    from loopline.data.tagged import read_conll, sentences_to_frame
+
+    frame = pd.DataFrame(
+        {
+            "text": ["Ada Lovelace wrote .", "in Paris"],
+            "label": ["B-scientist I-scientist O O", "O B-location"],
+        }
+    )
+    back = sentences_to_frame(read_conll(bench.write_conll(frame, tmp_path / "x.conll")))
+    assert back[["text", "label"]].equals(frame)
+
+
+def test_gold_rows_restores_the_gold_tags(bench: ModuleType) -> None:
+    gold = pd.DataFrame({"text": ["a b", "c d"], "label": ["B-x O", "O B-y"]})
+    relabelled = pd.DataFrame({"text": ["c d"], "label": ["B-z B-y"]})
+    assert bench._gold_rows(relabelled, gold).to_dict("list") == {"text": ["c d"], "label": ["O B-y"]}
