@@ -43,7 +43,6 @@ import logging
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,22 +55,27 @@ from sklearn.metrics import accuracy_score
 from common import (
     REPO_ROOT,
     command_line,
+    failed_checks_summary,
+    gate_check_note,
     git_commit,
     load_average,
     load_labelled_csv,
     machine_line,
     markdown_table,
     packaged_model_path,
+    pct,
     prepare_environment,
     publish_section,
+    timed_fit,
     tiny_model,
     utc_now,
+    with_epochs,
 )
 from loopline.config import ReplayConfig, Settings, TrainingConfig
 from loopline.contracts import validate_training_data
 from loopline.data.snapshots import save_snapshot
 from loopline.data.splits import Splits, create_splits
-from loopline.evaluation.gate import GateCheck, GateReport
+from loopline.evaluation.gate import GateReport
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
 from loopline.model_files import read_labels
@@ -79,7 +83,6 @@ from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.feedback import intake_feedback
-from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.retrain import (
     FEEDBACK_SPLIT,
     RetrainPlan,
@@ -255,10 +258,6 @@ def make_settings(home: Path, base_model: str, args: argparse.Namespace, epochs:
     return Settings(home=home, base_model=base_model, training=training_config(args, epochs), replay=replay)
 
 
-def with_epochs(settings: Settings, epochs: int) -> Settings:
-    return settings.model_copy(update={"training": settings.training.model_copy(update={"epochs": epochs})})
-
-
 def score_model(model_dir: Path, test: pd.DataFrame, max_length: int) -> tuple[float, dict[int, float]]:
     """Accuracy on ``test`` (rows of seen intents) overall and per intent group."""
     classifier = load_classifier(model_dir, max_length=max_length)
@@ -288,12 +287,6 @@ def summarise(track: Track) -> Scores:
 
 
 # ---------------------------------------------------------------- the methods
-
-
-def timed_fit(settings: Settings, train: pd.DataFrame, val: pd.DataFrame, out: Path, **kwargs: Any) -> tuple:
-    start = time.perf_counter()
-    result = fit_candidate(settings, train, val, out, **kwargs)
-    return result, time.perf_counter() - start
 
 
 def bootstrap(
@@ -445,13 +438,6 @@ def _joint_now(state: RunState, args: argparse.Namespace, rnd: int, test_seen: p
     record_scores(state.tracks["joint"], test_seen, settings.training.max_length)
 
 
-def _check_note(check: GateCheck) -> str:
-    """A failed gate check in a few words: its name, value and threshold."""
-    name = check.name.replace("_vs_champion", " vs champion")
-    value = "none" if check.value is None else f"{check.value:.3f}"
-    return f"{name} {value} (limit {check.threshold:.3f})"
-
-
 def _round_info(
     rnd: int,
     new_intents: int,
@@ -471,25 +457,12 @@ def _round_info(
         train_rows=train_rows,
         replay_rows=replay_rows,
         gate_passed=gate.passed,
-        gate_failed=[_check_note(check) for check in gate.failed_checks],
+        gate_failed=[gate_check_note(check) for check in gate.failed_checks],
         promoted=True,
     )
 
 
 # ---------------------------------------------------------------- report
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
-def _failed_summary(notes: Sequence[str]) -> str:
-    """Failed checks, new-label checks folded into one entry (the worst shown)."""
-    new = [note for note in notes if note.startswith("new_label.")]
-    rest = [note for note in notes if not note.startswith("new_label.")]
-    if new:
-        rest.append(f"{len(new)} new label(s) under the recall floor, e.g. {new[0]}")
-    return "; ".join(rest)
 
 
 def rounds_table(state: RunState) -> list[str]:
@@ -499,7 +472,7 @@ def rounds_table(state: RunState) -> list[str]:
     for info in state.rounds:
         seen += info.new_intents
         r = info.round
-        verdict = "passed" if info.gate_passed else f"FAILED: {_failed_summary(info.gate_failed)}"
+        verdict = "passed" if info.gate_passed else f"FAILED: {failed_checks_summary(info.gate_failed)}"
         joint = tracks["joint"].accuracy[r] if joint_per_round else None
         rows.append(
             [
@@ -508,9 +481,9 @@ def rounds_table(state: RunState) -> list[str]:
                 f"{info.feedback_rows} / {info.accepted} / {info.quarantined}",
                 tracks["naive"].train_rows[r],
                 f"{info.train_rows} ({info.replay_rows} replay)",
-                _pct(tracks["naive"].accuracy[r]),
-                _pct(tracks["loopline"].accuracy[r]),
-                _pct(joint),
+                pct(tracks["naive"].accuracy[r]),
+                pct(tracks["loopline"].accuracy[r]),
+                pct(joint),
                 verdict + ("" if info.promoted else " (champion kept)"),
             ]
         )
@@ -538,8 +511,8 @@ def summary_table(state: RunState) -> list[str]:
         rows.append(
             [
                 name,
-                _pct(s.final_accuracy),
-                _pct(s.acc),
+                pct(s.final_accuracy),
+                pct(s.acc),
                 "—" if s.bwt is None else f"{100 * s.bwt:+.1f}",
                 "—" if name == "joint" else f"{100 * gap:+.1f}",
                 f"{track.train_samples:,}",
@@ -559,7 +532,7 @@ def summary_table(state: RunState) -> list[str]:
 
 
 def _learned_to_final(track: Track, group: int) -> str:
-    return f"{_pct(track.group_accuracy[group][group])} → {_pct(track.group_accuracy[-1][group])}"
+    return f"{pct(track.group_accuracy[group][group])} → {pct(track.group_accuracy[-1][group])}"
 
 
 def groups_table(state: RunState) -> list[str]:
@@ -571,7 +544,7 @@ def groups_table(state: RunState) -> list[str]:
                 len(intents),
                 _learned_to_final(tracks["naive"], g),
                 _learned_to_final(tracks["loopline"], g),
-                _pct(tracks["joint"].group_accuracy[-1][g]),
+                pct(tracks["joint"].group_accuracy[-1][g]),
             ]
         )
     headers = [

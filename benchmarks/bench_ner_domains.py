@@ -53,19 +53,23 @@ from common import (
     REPO_ROOT,
     add_precision_arg,
     command_line,
+    failed_checks_summary,
+    gate_check_note,
     git_commit,
     load_average,
     machine_line,
     markdown_table,
+    pct,
     prepare_environment,
     publish_section,
+    timed_fit,
     tiny_model,
     utc_now,
+    with_epochs,
 )
 from loopline.config import ReplayConfig, Settings, TrainingConfig
 from loopline.data.snapshots import save_snapshot
 from loopline.data.tagged import read_conll, sentences_to_frame
-from loopline.evaluation.gate import GateCheck
 from loopline.feedback.store import FeedbackStore
 from loopline.inference import load_classifier
 from loopline.model_files import read_labels
@@ -73,7 +77,6 @@ from loopline.pipeline.assess import assess_candidate
 from loopline.pipeline.champion import Champion
 from loopline.pipeline.datasets import load_splits
 from loopline.pipeline.feedback import FeedbackIntake, intake_feedback
-from loopline.pipeline.fit import fit_candidate
 from loopline.pipeline.retrain import RetrainPlan, finish_retrain, plan_retrain
 from loopline.tasks import get_task
 from loopline.training.trainer import TrainResult
@@ -259,10 +262,6 @@ def make_settings(home: Path, base_model: str, args: argparse.Namespace) -> Sett
     )
 
 
-def with_epochs(settings: Settings, epochs: int) -> Settings:
-    return settings.model_copy(update={"training": settings.training.model_copy(update={"epochs": epochs})})
-
-
 def score(model_dir: Path, tests: dict[str, pd.DataFrame], max_length: int) -> dict[str, float]:
     """Entity micro F1 per domain and over the union: one prediction pass, the token task's metrics
     (those ``evaluate_model`` computes) on each domain's slice."""
@@ -346,14 +345,6 @@ def _scores_line(scores: dict[str, float]) -> str:
     return ", ".join(f"{k} {100 * v:.1f}" for k, v in scores.items())
 
 
-def timed_fit(
-    settings: Settings, train: pd.DataFrame, val: pd.DataFrame, out: Path, **kwargs: object
-) -> tuple:
-    started = time.perf_counter()
-    result = fit_candidate(settings, train.reset_index(drop=True), val, out, **kwargs)  # type: ignore[arg-type]
-    return result, time.perf_counter() - started
-
-
 def bootstrap(run: Run) -> Champion:
     """The first model as train_flow makes it: contract, snapshot, frozen splits, fit, first-model gate."""
     settings = with_epochs(run.settings, run.args.news_epochs)
@@ -383,7 +374,7 @@ def bootstrap(run: Run) -> Champion:
         RoundInfo(
             NEWS, len(news.arrival), len(contract.accepted), len(contract.quarantined), "bootstrap",
             len(news.types), len(splits.train), 0, 0, result.num_train_rows, result.epochs_run,
-            gate.passed, [_check_note(c) for c in gate.failed_checks], True,
+            gate.passed, [gate_check_note(c) for c in gate.failed_checks], True,
         )
     )  # fmt: skip
     return Champion("1", result.model_dir, {"loopline.test_version": snapshot.version})
@@ -455,7 +446,7 @@ def domain_round(run: Run, store: FeedbackStore, champion: Champion, rnd: int) -
             domain.name, intake.rows_added, intake.accepted, intake.quarantined, intake.batch_status,
             len(plan.new_classes), len(feedback_train), len(plan.frame("train")) - len(feedback_train),
             plan.relabelled_words, result.num_train_rows, result.epochs_run, gate.passed,
-            [_check_note(c) for c in gate.failed_checks], promote,
+            [gate_check_note(c) for c in gate.failed_checks], promote,
         )
     )  # fmt: skip
     return champion
@@ -498,27 +489,7 @@ def run_stream(run: Run) -> None:
     joint_fit(run)
 
 
-def _check_note(check: GateCheck) -> str:
-    """A failed gate check in a few words: its name, value and threshold."""
-    name = check.name.replace("_vs_champion", " vs champion")
-    value = "none" if check.value is None else f"{check.value:.3f}"
-    return f"{name} {value} (limit {check.threshold:.3f})"
-
-
 # ---------------------------------------------------------------- report
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
-def _failed_summary(notes: Sequence[str]) -> str:
-    """Failed checks, new-class checks folded into one entry (the first shown)."""
-    new = [note for note in notes if note.startswith("new_label.")]
-    rest = [note for note in notes if not note.startswith("new_label.")]
-    if new:
-        rest.append(f"{len(new)} new type(s) under the recall floor, e.g. {new[0]}")
-    return "; ".join(rest)
 
 
 def rounds_table(run: Run) -> list[str]:
@@ -527,7 +498,9 @@ def rounds_table(run: Run) -> list[str]:
         if info.gate_passed is None and r > 0:
             verdict = f"not run: batch {info.batch_status}"
         else:
-            verdict = "passed" if info.gate_passed else f"FAILED: {_failed_summary(info.gate_failed)}"
+            verdict = (
+                "passed" if info.gate_passed else f"FAILED: {failed_checks_summary(info.gate_failed, 'type')}"
+            )
         naive = run.tracks.get("naive")
         rows.append(
             [
@@ -561,7 +534,7 @@ def f1_table(run: Run, name: str) -> list[str]:
     names = [d.name for d in run.domains]
     rows = []
     for r, scores in enumerate(run.tracks[name].f1):
-        rows.append([f"{r} {names[r]}", *[_pct(scores.get(n)) for n in names], _pct(scores[UNION])])
+        rows.append([f"{r} {names[r]}", *[pct(scores.get(n)) for n in names], pct(scores[UNION])])
     return markdown_table([f"{name}: after round", *[f"{n} F1 %" for n in names], f"{UNION} F1 %"], rows)
 
 
@@ -576,13 +549,13 @@ def final_table(run: Run) -> list[str]:
             [
                 domain.name,
                 len(domain.test),
-                _pct(learned),
-                _pct(final),
+                pct(learned),
+                pct(final),
                 f"{100 * (final - learned):+.1f}",
                 "—"
                 if naive is None
-                else f"{_pct(naive.f1[r][domain.name])} → {_pct(naive.f1[-1][domain.name])}",
-                _pct(joint[domain.name]),
+                else f"{pct(naive.f1[r][domain.name])} → {pct(naive.f1[-1][domain.name])}",
+                pct(joint[domain.name]),
                 f"{100 * (final - joint[domain.name]):+.1f}",
             ]
         )
@@ -591,10 +564,10 @@ def final_table(run: Run) -> list[str]:
             UNION,
             sum(len(d.test) for d in run.domains),
             "—",
-            _pct(ours[-1][UNION]),
+            pct(ours[-1][UNION]),
             "—",
-            "—" if naive is None else _pct(naive.f1[-1][UNION]),
-            _pct(joint[UNION]),
+            "—" if naive is None else pct(naive.f1[-1][UNION]),
+            pct(joint[UNION]),
             f"{100 * (ours[-1][UNION] - joint[UNION]):+.1f}",
         ]
     )
@@ -630,7 +603,7 @@ def verdict_lines(run: Run) -> list[str]:
         r = [d.name for d in run.domains].index(worst_drop)
         drop_met = drops[worst_drop] <= TARGET_DROP
         drop_line = (
-            f"worst drop: {worst_drop} {_pct(ours[r][worst_drop])} → {_pct(ours[-1][worst_drop])}, "
+            f"worst drop: {worst_drop} {pct(ours[r][worst_drop])} → {pct(ours[-1][worst_drop])}, "
             f"{100 * drops[worst_drop]:.1f} points"
         )
     lines = [
@@ -642,8 +615,8 @@ def verdict_lines(run: Run) -> list[str]:
     if "naive" in run.tracks:
         naive = run.tracks["naive"].f1[-1]
         lines.append(
-            f"- naive against loopline, final F1 over all domains: {_pct(naive[UNION])} vs "
-            f"{_pct(ours[-1][UNION])} ({100 * (naive[UNION] - ours[-1][UNION]):+.1f} points)"
+            f"- naive against loopline, final F1 over all domains: {pct(naive[UNION])} vs "
+            f"{pct(ours[-1][UNION])} ({100 * (naive[UNION] - ours[-1][UNION]):+.1f} points)"
         )
     return lines
 

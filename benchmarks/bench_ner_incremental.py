@@ -58,6 +58,7 @@ from common import (
     load_average,
     machine_line,
     markdown_table,
+    pct,
     prepare_environment,
     publish_section,
     tiny_model,
@@ -422,10 +423,6 @@ def run_steps(run: Run) -> None:
 # ---------------------------------------------------------------- report
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
 def _score_of(run: Run, name: str, step: int) -> StepScore | None:
     """A method's score after ``step`` (0-based); None where it was not trained then."""
     return run.tracks[name].scores.get(step)
@@ -437,7 +434,7 @@ def steps_table(run: Run) -> list[str]:
         cells: list[object] = [f"step {step + 1}", kind, "+".join(run.seen(step))]
         for name in METHODS:
             s = _score_of(run, name, step)
-            cells += [_pct(s.micro_f1 if s else None), _pct(s.macro_f1 if s else None)]
+            cells += [pct(s.micro_f1 if s else None), pct(s.macro_f1 if s else None)]
         rows.append(cells)
     headers = ["step", "new type", "types scored"]
     for name in METHODS:
@@ -500,8 +497,8 @@ def types_table(run: Run) -> list[str]:
         cells: list[object] = [kind]
         for name in SEQUENTIAL:
             learned, final = _type_f1(run, name, step, kind), _type_f1(run, name, last, kind)
-            cells.append("—" if final is None else f"{_pct(learned)} → {_pct(final)}")
-        cells.append(_pct(_type_f1(run, "joint", last, kind)))
+            cells.append("—" if final is None else f"{pct(learned)} → {pct(final)}")
+        cells.append(pct(_type_f1(run, "joint", last, kind)))
         rows.append(cells)
     headers = ["type", *[f"{name}: learned → final F1 %" for name in SEQUENTIAL], "joint final F1 %"]
     return markdown_table(headers, rows)
@@ -514,9 +511,9 @@ def final_table(run: Run) -> list[str]:
         if s is None:
             rows.append([f"{name} (not run)", "—", "—", "—", "—"])
             continue
-        rows.append([name, _pct(s.micro_f1), _pct(s.macro_f1), f"{track.samples:,}", f"{track.seconds:.0f}"])
+        rows.append([name, pct(s.micro_f1), pct(s.macro_f1), f"{track.samples:,}", f"{track.seconds:.0f}"])
     for name, (micro, macro) in PUBLISHED.items():
-        rows.append([f"{name}, published", _pct(micro), _pct(macro), "—", "—"])
+        rows.append([f"{name}, published", pct(micro), pct(macro), "—", "—"])
     headers = ["method, after all steps", "micro F1 %", "macro F1 %", "samples trained", "train s"]
     return markdown_table(headers, rows)
 
@@ -536,7 +533,7 @@ def verdict_lines(run: Run) -> list[str]:
     goal = "not run" if ours is None else ("met" if ours.micro_f1 >= GOAL_MICRO_F1 else "NOT met")
     return [
         f"- goal loopline ≥ {100 * GOAL_MICRO_F1:.0f} micro F1: {goal} "
-        f"({_pct(ours.micro_f1 if ours else None)}); naive against loopline: {_versus(final['naive'], ours)}",
+        f"({pct(ours.micro_f1 if ours else None)}); naive against loopline: {_versus(final['naive'], ours)}",
         f"- O-label repair: loopline against replay-only: {_versus(ours, final['replay-only'])}",
         f"- loopline against joint: {_versus(ours, final['joint'])}",
     ]

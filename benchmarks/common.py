@@ -14,11 +14,17 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from loopline.config import Settings
+    from loopline.evaluation.gate import GateCheck
+    from loopline.training.trainer import TrainResult
 
 RESULTS_PATH = Path(__file__).with_name("RESULTS.md")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -224,3 +230,42 @@ def publish_section(
         append_section(target, lines)
         print(f"\nAppended to {target}")
     return target
+
+
+# ---------------------------------------------------------------- continual benchmarks (retrain path)
+
+
+def pct(value: float | None) -> str:
+    """A score in [0, 1] as a percentage with one decimal; ``—`` where it was not measured."""
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def with_epochs(settings: Settings, epochs: int) -> Settings:
+    return settings.model_copy(update={"training": settings.training.model_copy(update={"epochs": epochs})})
+
+
+def timed_fit(
+    settings: Settings, train: pd.DataFrame, val: pd.DataFrame, out: Path, **kwargs: Any
+) -> tuple[TrainResult, float]:
+    """``pipeline.fit.fit_candidate`` and its wall seconds."""
+    from loopline.pipeline.fit import fit_candidate
+
+    started = time.perf_counter()
+    result = fit_candidate(settings, train.reset_index(drop=True), val, out, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def gate_check_note(check: GateCheck) -> str:
+    """A failed gate check in a few words: its name, value and threshold."""
+    name = check.name.replace("_vs_champion", " vs champion")
+    value = "none" if check.value is None else f"{check.value:.3f}"
+    return f"{name} {value} (limit {check.threshold:.3f})"
+
+
+def failed_checks_summary(notes: Sequence[str], new_kind: str = "label") -> str:
+    """Failed checks, the new-class checks (``new_label.*``) folded into one entry (the first shown)."""
+    new = [note for note in notes if note.startswith("new_label.")]
+    rest = [note for note in notes if not note.startswith("new_label.")]
+    if new:
+        rest.append(f"{len(new)} new {new_kind}(s) under the recall floor, e.g. {new[0]}")
+    return "; ".join(rest)
