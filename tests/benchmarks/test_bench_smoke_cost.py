@@ -4,20 +4,17 @@ smoke run never appends to the real benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "benchmarks" / "bench_cost.py"
 REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
 STAGES = ("contract", "feedback import", "feedback review", "snapshot", "monitor window read")
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,11 +36,11 @@ def _rows(output: str) -> dict[tuple[str, str], list[str]]:
 
 
 def test_cost_smoke_measures_every_stage_at_both_sizes(tmp_path: Path) -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     done = _run("--smoke", "--results", str(results))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert _digest(REAL_RESULTS) == before, "a smoke run changed benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run changed benchmarks/RESULTS.md"
     rows = _rows(done.stdout)
     for stage in (*STAGES, "monitor drift check"):
         small, large = rows[(stage, "200")], rows[(stage, "400")]

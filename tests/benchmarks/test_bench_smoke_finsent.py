@@ -7,7 +7,6 @@ the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 FINSENT = REPO_ROOT.parent / "shared" / "data" / "twitter_financial_news_sentiment"
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _run(*args: str) -> str:
@@ -48,7 +45,7 @@ def _row(output: str, first_cell: str) -> list[str]:
 
 
 def test_finsent_smoke_maps_class_ids_to_names_and_writes_only_where_told(tmp_path: Path) -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     output = _run("--results", str(results))  # synthetic rows with ids 0/1/2, as in the real files
     header = _row(output, "run")
@@ -66,15 +63,15 @@ def test_finsent_smoke_maps_class_ids_to_names_and_writes_only_where_told(tmp_pa
     assert "goal ≥ 88.0" in output and "finbert-tone" in output
     written = results.read_text(encoding="utf-8")
     assert written.startswith("# Benchmark results") and "## bench_finsent" in written
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
 @pytest.mark.skipif(not FINSENT.is_dir(), reason=f"financial sentiment data not found at {FINSENT}")
 def test_finsent_smoke_on_the_real_files_keeps_their_label_shares() -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     output = _run("--data", str(FINSENT), "--seeds", "3", "--no-write")
     seed = _row(output, "seed 3")
     assert 0.0 <= float(seed[1]) <= 100.0
     # a stratified slice of sent_train.csv: neutral stays the majority, every class is there
     assert "bearish 45, bullish 60, neutral 194" in output and "90 rows of sent_valid.csv scored" in output
-    assert _digest(REAL_RESULTS) == before
+    assert digest(REAL_RESULTS) == before

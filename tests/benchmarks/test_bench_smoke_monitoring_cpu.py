@@ -3,7 +3,6 @@ work end to end and a smoke run never appends to the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -11,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BANKING77 = REPO_ROOT.parent / "shared" / "data" / "banking77"
 REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
 
 
 def _run(script: str, *args: str) -> str:
-    before = hashlib.sha256(REAL_RESULTS.read_bytes()).hexdigest() if REAL_RESULTS.exists() else None
+    before = digest(REAL_RESULTS)
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--smoke", *args],
         cwd=REPO_ROOT,
@@ -27,7 +28,7 @@ def _run(script: str, *args: str) -> str:
         timeout=300,
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    after = hashlib.sha256(REAL_RESULTS.read_bytes()).hexdigest() if REAL_RESULTS.exists() else None
+    after = digest(REAL_RESULTS)
     assert before == after, f"a smoke run of {script} changed benchmarks/RESULTS.md"
     return done.stdout
 

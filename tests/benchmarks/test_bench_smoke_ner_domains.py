@@ -7,7 +7,6 @@ and that a smoke run writes only where it is told. The CoNLL writer is checked a
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import subprocess
@@ -18,15 +17,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 ROUNDS = ["0 news", "1 politics", "2 science"]
 DOMAINS = ["news", "politics", "science"]
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _rows(output: str, after: str) -> dict[str, list[str]]:
@@ -51,7 +48,7 @@ def _percent(cell: str) -> float:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | None, set[Path]]:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     tmp = tmp_path_factory.mktemp("ner-domains")
     results = tmp / "RESULTS.md"
     untracked_before = _untracked()
@@ -139,7 +136,7 @@ def test_smoke_writes_only_where_told(smoke: tuple[str, Path, str | None, set[Pa
     written = results.read_text(encoding="utf-8")
     assert written.startswith("# Benchmark results") and "## bench_ner_domains" in written
     assert "(SMOKE)" in written and "| 2 science |" in written
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
     assert not new_files, f"the smoke run wrote into the repository: {sorted(new_files)[:5]}"
 
 

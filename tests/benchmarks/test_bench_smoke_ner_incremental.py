@@ -7,7 +7,6 @@ to the real benchmarks/RESULTS.md. The masking and relabelling counts are checke
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import subprocess
@@ -18,15 +17,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 STEPS = ["step 1", "step 2", "step 3", "step 4"]
 METHODS = ["naive", "loopline", "replay-only", "joint"]
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _rows(output: str, first_cells: list[str], after: str) -> dict[str, list[str]]:
@@ -52,7 +49,7 @@ def _percent(cell: str) -> float:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | None]:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     results = tmp_path_factory.mktemp("ner-incremental") / "RESULTS.md"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
@@ -124,7 +121,7 @@ def test_smoke_writes_only_where_told(smoke: tuple[str, Path, str | None]) -> No
     written = results.read_text(encoding="utf-8")
     assert written.startswith("# Benchmark results") and "## bench_ner_incremental" in written
     assert "(SMOKE)" in written and "| step 4 | PRODUCT |" in written
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,16 @@ the printed tables, and that a smoke run never appends to the real benchmarks/RE
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _run(script: str, *args: str) -> str:
@@ -52,7 +49,7 @@ def _rows(output: str, first_cells: list[str]) -> dict[str, list[str]]:
 
 
 def test_quality_smoke_prints_table_and_writes_only_where_told(tmp_path: Path) -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     output = _run("bench_quality.py", "--results", str(results))
     header = _header_cells(output, "run")
@@ -63,7 +60,7 @@ def test_quality_smoke_prints_table_and_writes_only_where_told(tmp_path: Path) -
     written = results.read_text(encoding="utf-8")
     assert written.startswith("# Benchmark results") and "## bench_quality" in written
     assert "| seed 13 |" in written
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
 def test_quality_smoke_trains_seeds_in_parallel_processes() -> None:
@@ -76,7 +73,7 @@ def test_quality_smoke_trains_seeds_in_parallel_processes() -> None:
 
 
 def test_continual_smoke_compares_three_methods_without_touching_results() -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     output = _run("bench_continual.py")
     per_round = _header_cells(output, "step")
     for column in ("intents seen", "naive acc %", "loopline acc %", "joint acc %", "loopline gate"):
@@ -97,4 +94,4 @@ def test_continual_smoke_compares_three_methods_without_touching_results() -> No
         float(methods[name][3])  # BWT is a number for the sequential methods
     # loopline trains on feedback plus replay, so more rows than naive from round 1 on
     assert "replay)" in steps["round 1"][4]
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"

@@ -7,7 +7,6 @@ the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.files import digest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
-
-
-def _digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def _run(script: str, *args: str, timeout: int = 120) -> str:
@@ -55,7 +52,7 @@ def _table_rows(output: str, first_cell: str) -> list[list[str]]:
 
 def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -> None:
     pytest.importorskip("accelerate", reason="HF Trainer needs accelerate (not yet a dev dependency)")
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     output = _run("bench_speed_gpu.py", "--device", "cpu", "--results", str(results))
     header, *body = _table_rows(output, "model")
@@ -83,7 +80,7 @@ def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -
     written = results.read_text(encoding="utf-8")
     assert written.startswith("# Benchmark results") and "## bench_speed_gpu" in written
     assert "device: CPU" in written
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
 
 
 @pytest.mark.parametrize(
@@ -94,7 +91,7 @@ def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -
 def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results(
     flags: list[str], prefect_api: str
 ) -> None:
-    before = _digest(REAL_RESULTS)
+    before = digest(REAL_RESULTS)
     output = _run("bench_overhead.py", *flags, timeout=300)
     assert f"- Prefect API: {prefect_api}" in output
     header, *body = _table_rows(output, "stage (s)")
@@ -112,4 +109,4 @@ def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results(
     for row in overhead_rows:
         float(row[overhead_header.index("overhead")].rstrip("%"))
     assert "Appended to" not in output
-    assert _digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
+    assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
