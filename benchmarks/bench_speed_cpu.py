@@ -300,7 +300,7 @@ def run_trainer(
     the same objective the same way and only the engines differ: accuracy should then agree."""
     from datasets import Dataset
 
-    same_recipe = args.trainer_recipe == "loopline"
+    recipe = loopline_config(args) if args.trainer_recipe == "loopline" else None
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(labels))
@@ -320,10 +320,10 @@ def run_trainer(
         logging_strategy="no",
         disable_tqdm=True,
         seed=args.seed,
-        label_smoothing_factor=loopline_config(args).label_smoothing if same_recipe else 0.0,
+        label_smoothing_factor=recipe.label_smoothing if recipe else 0.0,
     )
     collator, timer = _CountingCollator(tokenizer), _TrainTimer()
-    optimizer = build_optimizer(model, loopline_config(args), torch.device("cpu")) if same_recipe else None
+    optimizer = build_optimizer(model, recipe, torch.device("cpu")) if recipe else None
     trainer = Trainer(
         model=model,
         args=training_args,
