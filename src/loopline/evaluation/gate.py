@@ -6,7 +6,8 @@ First model (no champion): absolute floors on the "test" set. Later models, on t
   it, else "test": no past class loses more than ``max_class_recall_drop`` recall, counting only drops
   significant at ``forgetting_alpha`` (one-sided Fisher exact test on the class's rows), so one miss
   among a handful of rows does not block a retrain;
-- every new label reaches ``min_new_label_recall`` on each set that has examples of it.
+- every new label reaches ``min_new_label_recall`` on each set that has at least
+  ``min_new_label_examples`` examples of it; one no set holds that often is reported, not judged.
 Always: the behaviour pass rate reaches ``min_behaviour_pass_rate``.
 """
 
@@ -212,23 +213,31 @@ def _forgetting_check(
 def _new_label_checks(
     candidate: Mapping[str, EvalReport], cfg: GateConfig, new: Sequence[str]
 ) -> list[GateCheck]:
+    threshold, minimum = cfg.min_new_label_recall, cfg.min_new_label_examples
     checks = []
     for label in new:
+        counts = {n: r.metrics.support(label) for n, r in candidate.items()}
         recalls = {n: r.metrics.recall(label) for n, r in candidate.items()}
-        measured = {n: r for n, r in recalls.items() if r is not None}
-        threshold = cfg.min_new_label_recall
-        if not measured:
-            detail = (
-                f"no evaluation set has examples of new label '{label}'; add labelled examples to measure it"
-            )
-            checks.append(GateCheck(f"new_label.{label}", False, None, threshold, detail))
-            continue
-        worst = min(measured.values())
-        ok = _ge(worst, threshold)
         per_set = ", ".join(
-            f"{n} {r:.4f} ({candidate[n].metrics.support(label)} rows)" for n, r in measured.items()
+            f"{n} {'-' if recalls[n] is None else f'{recalls[n]:.4f}'} ({counts[n]} examples)"
+            for n in candidate
         )
-        detail = f"new label '{label}' recall {per_set}; needs >= {threshold:.4f} on each"
+        judged = {n: r for n, r in recalls.items() if r is not None and counts[n] >= minimum}
+        if not judged:
+            # Too few examples to tell a miss from noise: say so rather than block every retrain on it.
+            detail = (
+                f"new label '{label}' not judged: no evaluation set has {minimum} examples of it "
+                f"(min_new_label_examples) [{per_set}]; add labelled examples to measure it"
+            )
+            logger.warning("Gate: %s", detail)
+            checks.append(GateCheck(f"new_label.{label}", True, None, threshold, detail))
+            continue
+        worst = min(judged.values())
+        ok = _ge(worst, threshold)
+        detail = (
+            f"new label '{label}' recall {per_set}; needs >= {threshold:.4f} on each set with "
+            f">= {minimum} examples"
+        )
         checks.append(GateCheck(f"new_label.{label}", ok, worst, threshold, detail))
     return checks
 
