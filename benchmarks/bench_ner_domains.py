@@ -128,7 +128,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gate", choices=("record", "enforce"), default="record")
     parser.add_argument("--no-naive", action="store_true", help="Skip the naive warm starts.")
+    parser.add_argument("--relabel-threshold", type=float, help="Default: loopline's relabel_outside_above.")
     parser.add_argument("--replay-per-class", type=int, help="Replay rows per stratum (default: loopline's).")
+    parser.add_argument(
+        "--replay-max-share",
+        type=float,
+        help="replay.max_share: the domain's rows are repeated until replay is at most this share of a "
+        "round's training rows (default: loopline's, off).",
+    )
     parser.add_argument("--lr", type=float, help="Encoder learning rate (default: loopline's).")
     parser.add_argument("--head-lr", type=float, help="Head learning rate (default: loopline's).")
     parser.add_argument("--label-smoothing", type=float, help="Label smoothing (default: loopline's).")
@@ -248,15 +255,15 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
         "num_threads": args.threads,
         "precision": args.precision,
         "epochs": args.epochs,
+        "relabel_outside_above": args.relabel_threshold,
     }
     given = {key: value for key, value in overrides.items() if value is not None}
     return TrainingConfig(**given, seed=args.seed, max_length=args.max_length)
 
 
 def make_settings(home: Path, base_model: str, args: argparse.Namespace) -> Settings:
-    replay = (
-        ReplayConfig() if args.replay_per_class is None else ReplayConfig(per_class=args.replay_per_class)
-    )
+    given = {"per_class": args.replay_per_class, "max_share": args.replay_max_share}
+    replay = ReplayConfig(**{key: value for key, value in given.items() if value is not None})
     return Settings(
         home=home, task="token", base_model=base_model, training=training_config(args), replay=replay
     )
@@ -444,7 +451,8 @@ def domain_round(run: Run, store: FeedbackStore, champion: Champion, rnd: int) -
     run.rounds.append(
         RoundInfo(
             domain.name, intake.rows_added, intake.accepted, intake.quarantined, intake.batch_status,
-            len(plan.new_classes), len(feedback_train), len(plan.frame("train")) - len(feedback_train),
+            len(plan.new_classes), len(feedback_train),
+            len(plan.frame("train")) - plan.feedback_repeats * len(feedback_train),
             plan.relabelled_words, result.num_train_rows, result.epochs_run, gate.passed,
             [gate_check_note(c) for c in gate.failed_checks], promote,
         )
@@ -655,7 +663,8 @@ def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> l
         f"head lr {head_lr:g}, label smoothing {cfg.label_smoothing:g}, warmup {cfg.warmup_ratio:g}, batch "
         f"{cfg.batch_size}, max length {cfg.max_length}, {cfg.precision}, torch threads "
         f"{cfg.num_threads or 'default'}; replay {run.settings.replay.per_class} rows per stratum (a "
-        f"sentence's set of entity types); relabel threshold {cfg.relabel_outside_above}; gate mode "
+        f"sentence's set of entity types), max share {run.settings.replay.max_share or 'off'}; relabel "
+        f"threshold {cfg.relabel_outside_above}; gate mode "
         f"`{args.gate}`; joint trained once after the last round",
         f"- time: {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU of this process",
         "",

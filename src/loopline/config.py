@@ -214,6 +214,14 @@ class ReplayConfig(_Section):
     """The class-balanced replay buffer of past training data."""
 
     per_class: int = Field(40, ge=0, description="Rows kept per class; 0 turns replay off.")
+    max_share: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="At most this share of a retrain's training rows is replay: when the buffer holds more, "
+        "the round's feedback rows are repeated until they make up the rest, so a small batch is not drowned "
+        "by past data (every replay row still trains). None: each row once.",
+    )
 
 
 class ServeConfig(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,14 @@ class ReplayBuffer:
                     slots[j] = row
         self._seen[label] = seen
         return pd.DataFrame(slots, columns=COLUMNS, dtype=object)
+
+
+def repeats_for_share(new_rows: int, replay_rows: int, max_share: float | None) -> int:
+    """How often the new rows go into a fine-tune so that replay is at most ``max_share`` of its rows."""
+    if max_share is None or new_rows == 0 or replay_rows == 0:
+        return 1
+    # replay / (replay + k * new) <= share  <=>  k >= replay * (1 - share) / (share * new)
+    return max(1, math.ceil(replay_rows * (1 - max_share) / (max_share * new_rows) - 1e-9))
 
 
 def _empty() -> pd.DataFrame:

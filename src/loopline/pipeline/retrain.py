@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from loopline.config import Settings, SplitConfig
-from loopline.data.replay import ReplayBuffer
+from loopline.data.replay import ReplayBuffer, repeats_for_share
 from loopline.data.snapshots import save_snapshot
 from loopline.data.splits import create_splits
 from loopline.errors import LooplineError
@@ -59,6 +59,7 @@ class RetrainPlan:
     eval_sets: list[str] = field(default_factory=lambda: ["test", "feedback"])  # frames the gate scores
     new_classes: list[str] = field(default_factory=list)  # what the gate checks as new: labels or types
     relabelled_words: int = 0  # token task: O-tagged words of old types set from the champion
+    feedback_repeats: int = 1  # times each feedback training row is in the train frame (replay.max_share)
     batch_rows: dict[str, int] = field(default_factory=dict)  # feedback rows trained on, per batch
     drift_state: str = ""  # the monitor's last verdict before this round, for the model card
 
@@ -102,8 +103,9 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         )
         feedback_rows, replayed = both.iloc[: len(feedback_rows)], both.iloc[len(feedback_rows) :]
     parts = create_splits(feedback_rows, FEEDBACK_SPLIT, settings.training.seed, task.strata)
+    repeats = repeats_for_share(len(parts.train), len(replayed), settings.replay.max_share)
     frames = {
-        "train": pd.concat([parts.train, replayed], ignore_index=True),
+        "train": pd.concat([*[parts.train] * repeats, replayed], ignore_index=True),
         "validation": pd.concat([base.validation, parts.validation], ignore_index=True),
         "test": base.test,
         "feedback": parts.test,
@@ -117,11 +119,13 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         frame[["text", "label"]].to_parquet(run_dir / f"{name}.parquet")
     ids = sorted(int(i) for i in feedback["id"])
     logger.info(
-        "Retrain plan: %d feedback rows (%d new labels %s) + %d replay rows",
+        "Retrain plan: %d feedback rows (%d new labels %s), %d of them trained %d time(s), + %d replay rows",
         len(feedback),
         len(new_labels),
         new_labels,
-        len(frames["train"]) - len(parts.train),
+        len(parts.train),
+        repeats,
+        len(replayed),
     )
     return RetrainPlan(
         data_dir=run_dir,
@@ -131,6 +135,7 @@ def plan_retrain(settings: Settings, store: FeedbackStore, champion: Champion, r
         new_labels=new_labels,
         new_classes=sorted(task.classes(new_labels)),
         relabelled_words=relabelled,
+        feedback_repeats=repeats,
         feedback_ids=ids,
         batch_ids=sorted(set(feedback["batch_id"].astype(str))),
         batch_rows={

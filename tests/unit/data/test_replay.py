@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline.data.replay import ReplayBuffer
+from loopline.data.replay import ReplayBuffer, repeats_for_share
 from loopline.errors import DataError
 
 
@@ -91,3 +91,22 @@ def test_unreadable_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="Cannot read the replay buffer") as info:
         ReplayBuffer.load(path)
     assert info.value.where == str(path)
+
+
+@pytest.mark.parametrize(
+    ("new", "replay", "share", "expected"),
+    [
+        (10, 90, None, 1),
+        (10, 90, 0.5, 9),
+        (10, 90, 0.9, 1),
+        (10, 91, 0.9, 2),
+        (0, 90, 0.5, 1),
+        (10, 0, 0.5, 1),
+    ],
+)
+def test_repeats_for_share(new: int, replay: int, share: float | None, expected: int) -> None:
+    repeats = repeats_for_share(new, replay, share)
+    assert repeats == expected
+    if share is not None and new and replay:  # the smallest count that meets the share
+        assert replay / (replay + repeats * new) <= share + 1e-12
+        assert repeats == 1 or replay / (replay + (repeats - 1) * new) > share

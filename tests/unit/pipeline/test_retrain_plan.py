@@ -96,6 +96,30 @@ def test_regression_set_off_keeps_the_test_set_alone(settings: Settings, tmp_pat
         assert store.accepted_unused_feedback().empty
 
 
+def test_replay_max_share_repeats_a_small_batch_so_replay_does_not_drown_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    champion = _champion(settings, tmp_path)
+    with FeedbackStore(settings.resolved_feedback_db_url) as store:
+        _accept(store, _feedback("crypto_transfer", 20), "round1")
+        once = plan_retrain(settings, store, champion, tmp_path / "once")
+        shared = settings.model_copy(update={"replay": settings.replay.model_copy(update={"max_share": 0.5})})
+        mixed = plan_retrain(shared, store, champion, tmp_path / "mixed")
+
+    batch = once.frame("feedback_train")
+    assert mixed.frame("feedback_train").equals(batch)  # the holdouts and the batch itself are unchanged
+    replay_rows = len(once.frame("train")) - len(batch)
+    assert replay_rows > 4 * len(batch), "the test needs a buffer that outweighs the batch"
+    train = mixed.frame("train")
+    counts = train["text"].value_counts()
+    repeats = counts[batch["text"]].unique()
+    assert len(repeats) == 1 and repeats[0] > 1  # every batch row equally often
+    assert mixed.feedback_repeats == repeats[0] and once.feedback_repeats == 1
+    batch_rows = repeats[0] * len(batch)
+    assert len(train) - batch_rows == replay_rows  # every replay row still trains, once
+    assert replay_rows / len(train) <= 0.5 < replay_rows / (len(train) - len(batch))  # no more than needed
+
+
 def test_retrain_lock_is_held_for_the_block_and_refused_meanwhile(tmp_path: Path) -> None:
     with FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}") as store:
         with retrain_lock(store, "host:1:a") as held:
