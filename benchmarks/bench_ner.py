@@ -73,7 +73,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--smoke", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.smoke:  # seconds, and the section says what ran
+        args.epochs, args.max_length = 1, 64
+    return args
 
 
 def load_frames(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
@@ -96,11 +99,11 @@ def run_seed(
     args: argparse.Namespace, frames: dict[str, pd.DataFrame], base: str, seed: int
 ) -> dict[str, float]:
     cfg = TrainingConfig(
-        epochs=1 if args.smoke else args.epochs,
+        epochs=args.epochs,
         learning_rate=args.lr,
         head_learning_rate=args.head_lr,
         batch_size=args.batch_size,
-        max_length=64 if args.smoke else args.max_length,
+        max_length=args.max_length,
         label_smoothing=0.0,
         early_stopping_patience=0,
         seed=seed,
