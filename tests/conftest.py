@@ -21,7 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(variable, "1")
 
 TESTS = Path(__file__).parent
-GROUPED_DIRS = ("tests/servers/", "tests/integration/", "tests/benchmarks/")  # see the hooks below
+GROUPED = ("servers", "integration", "benchmarks")  # folders under tests/ whose tests run in groups
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the groups
@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = Path(str(item.path)).relative_to(TESTS)
         if module.parts[0] == "servers":
             item.add_marker(pytest.mark.xdist_group("servers"))
-        elif module.parts[0] in ("integration", "benchmarks"):
+        elif module.parts[0] in GROUPED:
             item.add_marker(pytest.mark.xdist_group(module.as_posix()))
 
 
@@ -43,7 +43,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """Stop a run where ``--dist loadgroup`` silently does not group: every integration module would
     train its models once per worker, and every worker would start its own servers. pytest 9.2 moved
     node ids where pytest-xdist 3.8 no longer tags them with their group (pytest-xdist#1386)."""
-    grouped = [i for i in ids if i.startswith(GROUPED_DIRS)]
+    grouped = [i for i in ids if i.startswith(tuple(f"tests/{folder}/" for folder in GROUPED))]
     if node.config.getoption("dist") == "loadgroup" and grouped and not any("@" in i for i in grouped):
         pytest.exit(
             f"--dist loadgroup is not grouping: no test id has its '@group' (e.g. {grouped[0]}); pytest "

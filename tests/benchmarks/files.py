@@ -1,11 +1,33 @@
-"""What the benchmark smoke tests check on disk: a smoke run must leave benchmarks/RESULTS.md as it was."""
+"""Shared by the benchmark smoke tests: run a benchmark's smoke mode as its own process, and check that it
+left benchmarks/RESULTS.md as it was."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = REPO_ROOT / "benchmarks"
 
 
 def digest(path: Path) -> str | None:
     """SHA-256 of a file's bytes; None where it does not exist."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def run_smoke(script: str, *args: str, env: dict[str, str] | None = None, timeout: int = 180) -> str:
+    """``python benchmarks/<script> --smoke <args>`` from the repository root, offline; its stdout. ``env``
+    adds variables to this process's environment."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout

@@ -6,15 +6,12 @@ that its numbers are percentages, and that a smoke run never appends to the real
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import digest, run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
@@ -26,18 +23,7 @@ SEEDS = ["0", "1"]
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | None]:
     before = digest(REAL_RESULTS)
     results = tmp_path_factory.mktemp("ner") / "RESULTS.md"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(BENCHMARKS / "bench_ner.py"), "--smoke", "--seeds", *SEEDS]
-    done = subprocess.run(
-        [*command, "--results", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout, results, before
+    return run_smoke("bench_ner.py", "--seeds", *SEEDS, "--results", str(results)), results, before
 
 
 def test_one_row_per_seed_with_percentages(smoke: tuple[str, Path, str | None]) -> None:

@@ -8,7 +8,6 @@ and that a smoke run writes only where it is told. The CoNLL writer is checked a
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import digest, run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
@@ -52,17 +51,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | No
     tmp = tmp_path_factory.mktemp("ner-domains")
     results = tmp / "RESULTS.md"
     untracked_before = _untracked()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_ner_domains.py"), "--smoke", "--results", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout, results, before, _untracked() - untracked_before
+    output = run_smoke("bench_ner_domains.py", "--results", str(results), env={"TMPDIR": str(tmp)})
+    return output, results, before, _untracked() - untracked_before
 
 
 def _untracked() -> set[Path]:

@@ -8,8 +8,6 @@ to the real benchmarks/RESULTS.md. The masking and relabelling counts are checke
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +15,7 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import digest, run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
@@ -51,17 +49,7 @@ def _percent(cell: str) -> float:
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | None]:
     before = digest(REAL_RESULTS)
     results = tmp_path_factory.mktemp("ner-incremental") / "RESULTS.md"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_ner_incremental.py"), "--smoke", "--results", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout, results, before
+    return run_smoke("bench_ner_incremental.py", "--results", str(results)), results, before
 
 
 def test_per_step_table_scores_every_method_in_range(smoke: tuple[str, Path, str | None]) -> None:
