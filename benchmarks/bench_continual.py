@@ -138,6 +138,7 @@ class RoundInfo:
     feedback_rows: int
     accepted: int
     quarantined: int
+    already_stored: int  # rows the feedback store held from an earlier batch (not added again)
     batch_status: str
     train_rows: int
     replay_rows: int
@@ -453,6 +454,7 @@ def _round_info(
         feedback_rows=len(batch),
         accepted=intake.accepted if intake else len(batch),
         quarantined=intake.quarantined if intake else 0,
+        already_stored=intake.duplicate_rows if intake else 0,
         batch_status=intake.batch_status if intake else "bootstrap",
         train_rows=train_rows,
         replay_rows=replay_rows,
@@ -478,7 +480,7 @@ def rounds_table(state: RunState) -> list[str]:
             [
                 "bootstrap" if r == 0 else f"round {r}",
                 f"{seen} (+{info.new_intents})",
-                f"{info.feedback_rows} / {info.accepted} / {info.quarantined}",
+                f"{info.feedback_rows} / {info.accepted} / {info.quarantined} / {info.already_stored}",
                 tracks["naive"].train_rows[r],
                 f"{info.train_rows} ({info.replay_rows} replay)",
                 pct(tracks["naive"].accuracy[r]),
@@ -490,7 +492,7 @@ def rounds_table(state: RunState) -> list[str]:
     headers = [
         "step",
         "intents seen",
-        "rows in / accepted / quarantined",
+        "rows in / accepted / quarantined / already stored",
         "naive train rows",
         "loopline train rows",
         "naive acc %",
@@ -601,7 +603,8 @@ def report_lines(state: RunState, args: argparse.Namespace, load: str, commit: s
         "",
         *rounds_table(state),
         "",
-        "Rows in = feedback batch; loopline trains on 70% of the accepted feedback plus its replay buffer "
+        "Rows in = feedback batch (already stored: rows the feedback store held from an earlier batch, "
+        "not added twice); loopline trains on 70% of the accepted feedback plus its replay buffer "
         "(20% is held out for the gate, 10% joins validation); naive on the same 70% alone. Accuracy is on "
         "test.csv rows of the intents seen so far.",
         "",

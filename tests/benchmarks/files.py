@@ -31,3 +31,26 @@ def run_smoke(script: str, *args: str, env: dict[str, str] | None = None, timeou
     )
     assert done.returncode == 0, f"failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+def table(output: str, header: str) -> list[list[str]]:
+    """Cells of the first Markdown table in ``output`` whose header row starts with ``| {header} |``:
+    the header row first, the separator row dropped."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"| {header} |")), None)
+    assert start is not None, f"no table starting with '{header}' in:\n{output}"
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        if not line.startswith("|---"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def rows_by_first_cell(output: str, header: str) -> dict[str, list[str]]:
+    """The body rows of ``table(output, header)`` by their first cell, in order (the first row wins)."""
+    rows: dict[str, list[str]] = {}
+    for row in table(output, header)[1:]:
+        rows.setdefault(row[0], row)
+    return rows

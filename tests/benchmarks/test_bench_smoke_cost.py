@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import digest, table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "benchmarks" / "bench_cost.py"
@@ -28,20 +28,13 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _rows(output: str) -> dict[tuple[str, str], list[str]]:
-    """Body rows of the cost table by (stage, rows)."""
-    table = [line for line in output.splitlines() if line.startswith("| ") and not line.startswith("| stage")]
-    cells = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table]
-    return {(row[0], row[1]): row for row in cells}
-
-
 def test_cost_smoke_measures_every_stage_at_both_sizes(tmp_path: Path) -> None:
     before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     done = _run("--smoke", "--results", str(results))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert digest(REAL_RESULTS) == before, "a smoke run changed benchmarks/RESULTS.md"
-    rows = _rows(done.stdout)
+    rows = {(row[0], row[1]): row for row in table(done.stdout, "stage")[1:]}  # by (stage, rows)
     for stage in (*STAGES, "monitor drift check"):
         small, large = rows[(stage, "200")], rows[(stage, "400")]
         assert small[6] == "1.00", small  # the per-row CPU ratio is against the smallest size

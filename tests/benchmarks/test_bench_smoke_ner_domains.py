@@ -16,27 +16,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest, run_smoke
+from tests.benchmarks.files import digest, rows_by_first_cell, run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 ROUNDS = ["0 news", "1 politics", "2 science"]
 DOMAINS = ["news", "politics", "science"]
-
-
-def _rows(output: str, after: str) -> dict[str, list[str]]:
-    """Cells of each row, by first cell, of the first table whose header starts with ``after``."""
-    lines = output.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {after} |")), None)
-    assert start is not None, f"no table starting with '{after}' in:\n{output}"
-    rows: dict[str, list[str]] = {}
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows.setdefault(cells[0], cells)
-    return rows
 
 
 def _percent(cell: str) -> float:
@@ -66,7 +52,7 @@ def _untracked() -> set[Path]:
 
 
 def test_rounds_table_counts_rows_and_replay(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
-    rounds = _rows(smoke[0], "round")
+    rounds = rows_by_first_cell(smoke[0], "round")
     assert list(rounds) == ROUNDS
     for name in ROUNDS:
         rows_in, accepted, quarantined = (int(x) for x in rounds[name][1].split(" / "))
@@ -86,7 +72,7 @@ def test_rounds_table_counts_rows_and_replay(smoke: tuple[str, Path, str | None,
 
 def test_f1_tables_score_every_seen_domain(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
     for method in ("loopline", "naive"):
-        table = _rows(smoke[0], f"{method}: after round")
+        table = rows_by_first_cell(smoke[0], f"{method}: after round")
         assert list(table) == ROUNDS
         for r, name in enumerate(ROUNDS):
             cells = table[name][1:]
@@ -100,9 +86,9 @@ def test_f1_tables_score_every_seen_domain(smoke: tuple[str, Path, str | None, s
 
 def test_final_table_has_joint_and_verdicts(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
     output = smoke[0]
-    final = _rows(output, "domain")
+    final = rows_by_first_cell(output, "domain")
     assert list(final) == [*DOMAINS, "all seen"]
-    loopline = _rows(output, "loopline: after round")
+    loopline = rows_by_first_cell(output, "loopline: after round")
     for r, name in enumerate(DOMAINS):
         test_rows, learned, last, drop, _, joint, gap = final[name][1:]
         assert int(test_rows) > 0
@@ -111,7 +97,7 @@ def test_final_table_has_joint_and_verdicts(smoke: tuple[str, Path, str | None, 
         assert float(drop) == pytest.approx(float(last) - float(learned), abs=0.11)
         assert float(gap) == pytest.approx(float(last) - _percent(joint), abs=0.11)
     assert int(final["all seen"][1]) == sum(int(final[d][1]) for d in DOMAINS)
-    costs = _rows(output, "method")
+    costs = rows_by_first_cell(output, "method")
     assert set(costs) == {"loopline", "naive", "joint"}
     assert all(int(costs[m][1].replace(",", "")) > 0 for m in costs)
     assert "- within 3 points of joint on every domain: " in output

@@ -15,28 +15,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest, run_smoke
+from tests.benchmarks.files import digest, rows_by_first_cell, run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 STEPS = ["step 1", "step 2", "step 3", "step 4"]
 METHODS = ["naive", "loopline", "replay-only", "joint"]
-
-
-def _rows(output: str, first_cells: list[str], after: str) -> dict[str, list[str]]:
-    """Cells of the first row starting with each of ``first_cells`` in the table headed by ``after``."""
-    lines = output.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {after} |")), None)
-    assert start is not None, f"no table starting with '{after}' in:\n{output}"
-    rows: dict[str, list[str]] = {}
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if cells[0] in first_cells and cells[0] not in rows:
-            rows[cells[0]] = cells
-    return rows
 
 
 def _percent(cell: str) -> float:
@@ -54,7 +39,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | No
 
 def test_per_step_table_scores_every_method_in_range(smoke: tuple[str, Path, str | None]) -> None:
     output = smoke[0]
-    steps = _rows(output, STEPS, "step | new type")
+    steps = rows_by_first_cell(output, "step | new type")
     assert list(steps) == STEPS
     assert [steps[s][1] for s in STEPS] == ["PER", "LOC", "ORG", "PRODUCT"]
     assert steps["step 4"][2] == "PER+LOC+ORG+PRODUCT"
@@ -68,7 +53,7 @@ def test_per_step_table_scores_every_method_in_range(smoke: tuple[str, Path, str
 
 
 def test_data_table_counts_replay_and_relabelling(smoke: tuple[str, Path, str | None]) -> None:
-    rows = _rows(smoke[0], STEPS, "step | naive train rows")
+    rows = rows_by_first_cell(smoke[0], "step | naive train rows")
     assert list(rows) == STEPS
     assert rows["step 1"][2] == f"{rows['step 1'][1]} (0 replay)"
     for step in STEPS[1:]:
@@ -85,19 +70,15 @@ def test_data_table_counts_replay_and_relabelling(smoke: tuple[str, Path, str | 
 
 def test_final_table_lists_methods_and_published_and_a_verdict(smoke: tuple[str, Path, str | None]) -> None:
     output = smoke[0]
-    final = _rows(
-        output,
-        [*METHODS, "ExtendNER (Monaikul et al., 2021), published", "CFNER (Zheng et al., 2022), published"],
-        "method, after all steps",
-    )
+    final = rows_by_first_cell(output, "method, after all steps")
     assert set(METHODS) <= set(final)
     assert final["CFNER (Zheng et al., 2022), published"][1:3] == ["80.9", "79.1"]
     assert final["ExtendNER (Monaikul et al., 2021), published"][1:3] == ["76.4", "73.0"]
-    steps = _rows(output, STEPS, "step | new type")
+    steps = rows_by_first_cell(output, "step | new type")
     for column, name in enumerate(METHODS):
         assert _percent(final[name][1]) == float(steps["step 4"][3 + 2 * column])
         _percent(final[name][2])
-    types = _rows(output, ["PER", "LOC", "ORG", "PRODUCT"], "type")
+    types = rows_by_first_cell(output, "type")
     assert len(types) == 4 and all("→" in types["PER"][i] for i in (1, 2, 3))
     assert (
         "goal loopline ≥ 81 micro F1:" in output and "O-label repair: loopline against replay-only" in output

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import digest, table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
@@ -36,26 +36,12 @@ def _run(script: str, *args: str, timeout: int = 120) -> str:
     return done.stdout
 
 
-def _table_rows(output: str, first_cell: str) -> list[list[str]]:
-    """Header and body rows (separator dropped) of the first table whose header starts with ``first_cell``."""
-    lines = output.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {first_cell} |")), None)
-    assert start is not None, f"no table starting with '{first_cell}' in:\n{output}"
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        if not line.startswith("|---"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
-
-
 def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -> None:
     pytest.importorskip("accelerate", reason="HF Trainer needs accelerate (not yet a dev dependency)")
     before = digest(REAL_RESULTS)
     results = tmp_path / "RESULTS.md"
     output = _run("bench_speed_gpu.py", "--device", "cpu", "--results", str(results))
-    header, *body = _table_rows(output, "model")
+    header, *body = table(output, "model")
     assert header == [
         "model",
         "params (M) total / non-emb",
@@ -94,7 +80,7 @@ def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results(
     before = digest(REAL_RESULTS)
     output = _run("bench_overhead.py", *flags, timeout=300)
     assert f"- Prefect API: {prefect_api}" in output
-    header, *body = _table_rows(output, "stage (s)")
+    header, *body = table(output, "stage (s)")
     assert header == ["stage (s)", "bare library", "Prefect flow + MLflow"]
     stages = {row[0]: row[1:] for row in body}
     for stage in ("imports", "ingest", "train", "gate"):
@@ -103,7 +89,7 @@ def test_overhead_smoke_times_bare_and_prefect_stages_without_touching_results(
     assert stages["epochs run"] == ["1", "1"]
     wall = next(values for name, values in stages.items() if name.startswith("**process wall"))
     assert all(float(v.strip("*")) > 0 for v in wall)
-    overhead_header, *overhead_rows = _table_rows(output, "basis")
+    overhead_header, *overhead_rows = table(output, "basis")
     assert overhead_header[0] == "basis" and "overhead" in overhead_header
     assert len(overhead_rows) == 3  # one-shot process, first pass in-process, orchestration-only costs
     for row in overhead_rows:
