@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO_ROOT / "benchmarks"
+REAL_RESULTS = BENCHMARKS / "RESULTS.md"  # what a smoke run must leave as it was
 
 
 def digest(path: Path) -> str | None:
@@ -18,13 +19,21 @@ def digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
-def run_smoke(script: str, *args: str, env: dict[str, str] | None = None, timeout: int = 180) -> str:
+def run_smoke(
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    without: tuple[str, ...] = (),
+    timeout: int = 180,
+) -> str:
     """``python benchmarks/<script> --smoke <args>`` from the repository root, offline; its stdout. ``env``
-    adds variables to this process's environment."""
+    adds variables to this process's environment; ``without`` leaves out those whose names start with
+    one of these prefixes (a caller's LOOPLINE_* or PREFECT_API_URL must not steer the benchmark)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith(without)}
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
         cwd=REPO_ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**inherited, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,11 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.benchmarks.files import digest, table
+from tests.benchmarks.files import BENCHMARKS, REAL_RESULTS, REPO_ROOT, digest, table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "benchmarks" / "bench_cost.py"
-REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
+SCRIPT = BENCHMARKS / "bench_cost.py"
 STAGES = ("contract", "feedback import", "feedback review", "snapshot", "monitor window read")
 
 

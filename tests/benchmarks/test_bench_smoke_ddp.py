@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from tests.benchmarks.files import BENCHMARKS, digest, run_smoke
-
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
+from tests.benchmarks.files import REAL_RESULTS, digest, run_smoke
 
 
 def test_ddp_smoke_trains_on_one_and_two_processes_without_touching_results() -> None:

@@ -7,35 +7,18 @@ the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import REAL_RESULTS, REPO_ROOT, digest, run_smoke
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO_ROOT / "benchmarks"
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 FINSENT = REPO_ROOT.parent / "shared" / "data" / "twitter_financial_news_sentiment"
 
 
 def _run(*args: str) -> str:
     # No LOOPLINE_* from the caller's shell: the benchmark loads settings as `loopline train` does.
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LOOPLINE_")}
-    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_finsent.py"), "--smoke", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"bench_finsent failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return run_smoke("bench_finsent.py", *args, without=("LOOPLINE_",), timeout=120)
 
 
 def _row(output: str, first_cell: str) -> list[str]:

@@ -3,34 +3,23 @@ work end to end and a smoke run never appends to the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest
+from tests.benchmarks.files import REAL_RESULTS, REPO_ROOT, digest, run_smoke
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BANKING77 = REPO_ROOT.parent / "shared" / "data" / "banking77"
-REAL_RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
 
 
 def _run(script: str, *args: str) -> str:
     before = digest(REAL_RESULTS)
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--smoke", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    output = run_smoke(script, *args, timeout=300)
     after = digest(REAL_RESULTS)
     assert before == after, f"a smoke run of {script} changed benchmarks/RESULTS.md"
-    return done.stdout
+    return output
 
 
 def test_speed_cpu_smoke_compares_loopline_with_trainer_and_the_plain_loop() -> None:

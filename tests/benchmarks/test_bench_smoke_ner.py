@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest, run_smoke
+from tests.benchmarks.files import REAL_RESULTS, digest, run_smoke
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO_ROOT / "benchmarks"
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 SEEDS = ["0", "1"]
 
 

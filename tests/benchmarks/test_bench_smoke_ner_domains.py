@@ -16,11 +16,8 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest, rows_by_first_cell, run_smoke
+from tests.benchmarks.files import BENCHMARKS, REAL_RESULTS, REPO_ROOT, digest, rows_by_first_cell, run_smoke
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO_ROOT / "benchmarks"
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 ROUNDS = ["0 news", "1 politics", "2 science"]
 DOMAINS = ["news", "politics", "science"]
 

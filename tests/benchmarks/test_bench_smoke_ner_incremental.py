@@ -15,11 +15,8 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from tests.benchmarks.files import digest, rows_by_first_cell, run_smoke
+from tests.benchmarks.files import BENCHMARKS, REAL_RESULTS, digest, rows_by_first_cell, run_smoke
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO_ROOT / "benchmarks"
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
 STEPS = ["step 1", "step 2", "step 3", "step 4"]
 METHODS = ["naive", "loopline", "replay-only", "joint"]
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.benchmarks.files import BENCHMARKS, digest, rows_by_first_cell, run_smoke, table
-
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
+from tests.benchmarks.files import REAL_RESULTS, digest, rows_by_first_cell, run_smoke, table
 
 
 def test_quality_smoke_prints_table_and_writes_only_where_told(tmp_path: Path) -> None:

@@ -7,33 +7,15 @@ the real benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.files import digest, table
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = REPO_ROOT / "benchmarks"
-REAL_RESULTS = BENCHMARKS / "RESULTS.md"
+from tests.benchmarks.files import REAL_RESULTS, digest, run_smoke, table
 
 
 def _run(script: str, *args: str, timeout: int = 120) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--smoke", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return run_smoke(script, *args, without=("PREFECT_API_URL",), timeout=timeout)
 
 
 def test_speed_gpu_smoke_on_cpu_compares_loopline_with_trainer(tmp_path: Path) -> None:
