@@ -30,12 +30,19 @@ test.txt with the file's gold tags (all types): entity micro F1 (seqeval strict,
     python benchmarks/bench_ner_domains.py --data ../shared/data/crossner --precision bf16 --threads 1
     python benchmarks/bench_ner_domains.py --smoke   # tiny random BERT, generated sentences, seconds
 
+Every run also writes its per-domain F1 as JSON (``--scores``, default ``WORKDIR/scores.json``). One seed
+with 300–650 test sentences per domain moves a domain's F1 by 2–3 points, the size of the goal, so the
+goals are judged on seed means: run seeds (in parallel if the cores allow) into their own workdirs, then
+
+    python benchmarks/bench_ner_domains.py --combine /tmp/nd13/scores.json /tmp/nd14/scores.json ...
+
 Appends a section to benchmarks/RESULTS.md (not with --smoke unless --results is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -90,6 +97,7 @@ TARGET_GAP = 0.03  # final F1 within 3 points of joint on every domain
 TARGET_DROP = 0.03  # no earlier domain dropping more than 3 points
 TASK = get_task("token")
 UNION = "all seen"
+SCORE_KEYS = {"seed", "command", "domains", "test_sentences", "learned", "final", "joint"}
 # --smoke: a few types per domain, shared ones (person, location) beside domain-specific ones.
 SMOKE_TYPES = {
     NEWS_FOLDER: ("person", "location", "organisation"),
@@ -145,6 +153,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_precision_arg(parser)
     parser.add_argument("--seed", type=int, default=13, help="Sampling, split and training seed.")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / ".loopline" / "bench" / "ner_domains")
+    parser.add_argument("--scores", type=Path, help="This run's F1 as JSON (default WORKDIR/scores.json).")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="SCORES",
+        help="Train nothing: the mean over runs (seeds) of their --scores files, and the goals on it.",
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="Tiny random BERT, generated sentences, 1 epoch."
     )
@@ -597,36 +613,129 @@ def cost_table(run: Run) -> list[str]:
     return markdown_table(["method", "samples trained", "train min"], rows)
 
 
-def verdict_lines(run: Run) -> list[str]:
-    ours, joint = run.tracks["loopline"].f1, run.tracks["joint"].f1[-1]
-    gaps = {d.name: joint[d.name] - ours[-1][d.name] for d in run.domains}
+def goal_lines(
+    order: Sequence[str], learned: dict[str, float], final: dict[str, float], joint: dict[str, float]
+) -> list[str]:
+    """The two goals on per-domain F1: right after a domain was learned, after the last round, joint."""
+    gaps = {name: joint[name] - final[name] for name in order}
     worst_gap = max(gaps, key=lambda n: gaps[n])
-    earlier = run.domains[:-1]
-    drops = {d.name: ours[r][d.name] - ours[-1][d.name] for r, d in enumerate(earlier)}
+    drops = {name: learned[name] - final[name] for name in order[:-1]}
     worst_drop = max(drops, key=lambda n: drops[n]) if drops else None
     gap_met = gaps[worst_gap] <= TARGET_GAP
     drop_line = "no earlier domain"
     drop_met = True
     if worst_drop is not None:
-        r = [d.name for d in run.domains].index(worst_drop)
         drop_met = drops[worst_drop] <= TARGET_DROP
         drop_line = (
-            f"worst drop: {worst_drop} {pct(ours[r][worst_drop])} → {pct(ours[-1][worst_drop])}, "
+            f"worst drop: {worst_drop} {pct(learned[worst_drop])} → {pct(final[worst_drop])}, "
             f"{100 * drops[worst_drop]:.1f} points"
         )
-    lines = [
+    return [
         f"- within {100 * TARGET_GAP:.0f} points of joint on every domain: {'met' if gap_met else 'NOT met'} "
         f"(worst: {worst_gap}, loopline − joint {-100 * gaps[worst_gap]:+.1f} points)",
         f"- no earlier domain dropping more than {100 * TARGET_DROP:.0f} points: "
         f"{'met' if drop_met else 'NOT met'} ({drop_line})",
     ]
+
+
+def verdict_lines(run: Run) -> list[str]:
+    scores = run_scores(run)
+    lines = goal_lines(scores["domains"], scores["learned"], scores["final"], scores["joint"])
     if "naive" in run.tracks:
-        naive = run.tracks["naive"].f1[-1]
+        naive, ours = run.tracks["naive"].f1[-1], run.tracks["loopline"].f1[-1]
         lines.append(
             f"- naive against loopline, final F1 over all domains: {pct(naive[UNION])} vs "
-            f"{pct(ours[-1][UNION])} ({100 * (naive[UNION] - ours[-1][UNION]):+.1f} points)"
+            f"{pct(ours[UNION])} ({100 * (naive[UNION] - ours[UNION]):+.1f} points)"
         )
     return lines
+
+
+# ---------------------------------------------------------------- scores files and their mean
+
+
+def run_scores(run: Run) -> dict:
+    """What ``--combine`` needs of a run: per-domain F1 when learned, after the last round, and joint's."""
+    ours = run.tracks["loopline"].f1
+    order = [d.name for d in run.domains]
+    return {
+        "seed": run.args.seed,
+        "command": command_line("bench_ner_domains.py"),
+        "domains": order,
+        "test_sentences": {d.name: len(d.test) for d in run.domains},
+        "learned": {name: ours[r][name] for r, name in enumerate(order)},
+        "final": {name: ours[-1][name] for name in [*order, UNION]},
+        "joint": {name: run.tracks["joint"].f1[-1][name] for name in [*order, UNION]},
+    }
+
+
+def read_scores(paths: Sequence[Path]) -> list[dict]:
+    runs = []
+    for path in paths:
+        try:
+            scores = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--combine: cannot read {path}: {exc}") from None
+        missing = sorted(SCORE_KEYS - set(scores)) if isinstance(scores, dict) else sorted(SCORE_KEYS)
+        if missing:
+            raise SystemExit(f"--combine: {path} is not a bench_ner_domains scores file (no {missing})")
+        runs.append(scores)
+    orders = {tuple(r["domains"]) for r in runs}
+    if len(orders) > 1:
+        raise SystemExit(f"--combine: the runs saw different domains: {sorted(orders)}")
+    return runs
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+
+
+def combined_lines(paths: Sequence[Path], commit: str) -> list[str]:
+    """A section with the per-domain mean ± std (population) over runs, and the goals on the means."""
+    runs = read_scores(paths)
+    order = runs[0]["domains"]
+    mean = {
+        key: {n: float(np.mean([r[key][n] for r in runs])) for n in runs[0][key]}
+        for key in ("learned", "final", "joint")
+    }
+    rows = []
+    for name in [*order, UNION]:
+        gaps = [r["final"][name] - r["joint"][name] for r in runs]
+        learned = [r["learned"][name] for r in runs] if name in mean["learned"] else None
+        rows.append(
+            [
+                name,
+                "—" if learned is None else _mean_std(learned),
+                _mean_std([r["final"][name] for r in runs]),
+                "—" if learned is None else f"{100 * (mean['final'][name] - mean['learned'][name]):+.1f}",
+                _mean_std([r["joint"][name] for r in runs]),
+                f"{100 * np.mean(gaps):+.1f}",
+                " / ".join(f"{100 * g:+.1f}" for g in gaps),
+            ]
+        )
+    headers = [
+        "domain",
+        "loopline learned F1 %",
+        "loopline final F1 %",
+        "final − learned (points)",
+        "joint F1 %",
+        "loopline − joint (points)",
+        "per run",
+    ]
+    seeds = ", ".join(str(r["seed"]) for r in runs)
+    tests = ", ".join(f"{n} {runs[0]['test_sentences'][n]}" for n in order)
+    return [
+        f"## bench_ner_domains — mean of {len(runs)} runs (seeds {seeds}), {utc_now()}",
+        "",
+        f"- commit: {commit}; command: {command_line('bench_ner_domains.py')}",
+        f"- runs: {'; '.join(r['command'] for r in runs)}",
+        f"- test sentences per domain (first run): {tests}",
+        "",
+        *markdown_table(headers, rows),
+        "",
+        "mean ± std over the runs (population std); the goals below are judged on the means.",
+        "",
+        *goal_lines(order, mean["learned"], mean["final"], mean["joint"]),
+    ]
 
 
 def _joint_patience(args: argparse.Namespace) -> str:
@@ -688,6 +797,9 @@ def report_lines(run: Run, load: str, commit: str, wall: float, cpu: float) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.combine:
+        publish_section(combined_lines(args.combine, git_commit()), args.results, args.smoke, args.no_write)
+        return 0
     prepare_environment()
     for noisy in ("loopline.contracts", "great_expectations", "loopline.evaluation", "loopline.inference"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -711,6 +823,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             {m: Track(m) for m in methods},
         )
         run_stream(run)
+        scores = args.scores or (None if args.smoke else workdir / "scores.json")
+        if scores is not None:
+            scores.parent.mkdir(parents=True, exist_ok=True)
+            scores.write_text(json.dumps(run_scores(run), indent=1), encoding="utf-8")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     lines = report_lines(run, f"{load_before} → {load_average()}", commit, wall, cpu)
     publish_section(lines, args.results, args.smoke, args.no_write)

@@ -8,6 +8,7 @@ and that a smoke run writes only where it is told. The CoNLL writer is checked a
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,10 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, str | No
     tmp = tmp_path_factory.mktemp("ner-domains")
     results = tmp / "RESULTS.md"
     untracked_before = _untracked()
-    output = run_smoke("bench_ner_domains.py", "--results", str(results), env={"TMPDIR": str(tmp)})
+    scores = tmp / "scores.json"
+    output = run_smoke(
+        "bench_ner_domains.py", "--results", str(results), "--scores", str(scores), env={"TMPDIR": str(tmp)}
+    )
     return output, results, before, _untracked() - untracked_before
 
 
@@ -111,6 +115,59 @@ def test_smoke_writes_only_where_told(smoke: tuple[str, Path, str | None, set[Pa
     assert "(SMOKE)" in written and "| 2 science |" in written
     assert digest(REAL_RESULTS) == before, "a smoke run must not append to benchmarks/RESULTS.md"
     assert not new_files, f"the smoke run wrote into the repository: {sorted(new_files)[:5]}"
+
+
+def test_combine_takes_the_mean_of_runs(smoke: tuple[str, Path, str | None, set[Path]]) -> None:
+    """--combine reads --scores files: one run's file gives back its final table; a second run whose
+    joint scored 10 points more halves the gap's shift into the mean and lists both runs."""
+    output, results, _, _ = smoke
+    final = rows_by_first_cell(output, "domain")
+    first = results.parent / "scores.json"
+    scores = json.loads(first.read_text(encoding="utf-8"))
+    assert scores["domains"] == DOMAINS
+    second = results.parent / "scores-shifted.json"
+    scores["joint"] = {name: value + 0.1 for name, value in scores["joint"].items()}
+    second.write_text(json.dumps({**scores, "seed": 99}), encoding="utf-8")
+    combined = results.parent / "combined.md"
+    output = run_smoke(
+        "bench_ner_domains.py", "--combine", str(first), str(second), "--results", str(combined)
+    )
+    mean = rows_by_first_cell(output, "domain")
+    assert list(mean) == [*DOMAINS, "all seen"]
+    for name in DOMAINS:
+        learned, last, _, joint, gap, per_run = mean[name][1:]
+        assert learned.split(" ± ")[0] == final[name][2] and learned.endswith("± 0.0")
+        assert last == f"{final[name][3]} ± 0.0"
+        assert float(joint.split(" ± ")[0]) == pytest.approx(float(final[name][6]) + 5, abs=0.11)
+        assert joint.endswith("± 5.0")
+        assert float(gap) == pytest.approx(float(final[name][7]) - 5, abs=0.11)
+        one, two = (float(g) for g in per_run.split(" / "))
+        assert one == pytest.approx(float(final[name][7]), abs=0.11) and two == pytest.approx(
+            one - 10, abs=0.11
+        )
+    assert (
+        "seeds 13, 99" in output and combined.read_text(encoding="utf-8").count("## bench_ner_domains") == 1
+    )
+    assert "- within 3 points of joint on every domain: " in output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read"), ("{", "cannot read"), ('{"seed": 1}', "is not a bench_ner_domains scores file")],
+)
+def test_combine_rejects_what_is_not_a_scores_file(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "scores.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ner_domains.py"), "--combine", str(path), "--no-write"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert str(path) in done.stderr
 
 
 @pytest.fixture(scope="module")
