@@ -132,6 +132,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="Epochs of each domain round (default: loopline's).")
     parser.add_argument("--joint-epochs", type=int, default=6, help="Epochs of the joint model.")
     parser.add_argument(
+        "--patience",
+        type=int,
+        help="Early-stopping patience of the news and domain rounds, 0 = off (default: loopline's).",
+    )
+    parser.add_argument(
         "--joint-patience", type=int, help="Joint's early-stopping patience, 0 = off (default: loopline's)."
     )
     parser.add_argument("--gate", choices=("record", "enforce"), default="record")
@@ -177,8 +182,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    if args.dev_rows < 0:
-        parser.error(f"--dev-rows must be 0 or more (got {args.dev_rows})")
+    for name in ("dev_rows", "patience", "joint_patience"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            parser.error(f"--{name.replace('_', '-')} must be 0 or more (got {value})")
     return args
 
 
@@ -272,6 +279,7 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
         "precision": args.precision,
         "epochs": args.epochs,
         "relabel_outside_above": args.relabel_threshold,
+        "early_stopping_patience": args.patience,
     }
     given = {key: value for key, value in overrides.items() if value is not None}
     return TrainingConfig(**given, seed=args.seed, max_length=args.max_length)
